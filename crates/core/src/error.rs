@@ -1,0 +1,86 @@
+//! The one error type of the domain and the table that maps it to a status code.
+//!
+//! Every way a request can fail is a variant here. [`Error::status`] is the single
+//! place that decides the HTTP-like code a client sees, and [`Error::client_message`]
+//! the text it sees; internal details stay in [`Error::Internal`] and go to the log.
+
+/// A failed operation, with enough information to answer the client precisely.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request is malformed or breaks a limit; the text says exactly how.
+    #[error("{0}")]
+    Invalid(String),
+    /// GET or DELETE of a key that does not exist.
+    #[error("Record not found")]
+    NotFound,
+    /// A token connection touched a key outside its access pattern.
+    #[error("Access denied: Key does not match allowed pattern")]
+    Forbidden,
+    /// A conditional write saw a different revision than it asked for.
+    #[error("Revision mismatch: key is at revision {current}")]
+    Conflict { current: u64 },
+    /// The caller exceeded a rate limit.
+    #[error("Rate limit exceeded; retry after {retry_after_ms} ms")]
+    RateLimited { retry_after_ms: u64 },
+    /// The server is shutting down and takes no new writes.
+    #[error("Server is shutting down")]
+    Unavailable,
+    /// Storage or another internal component failed. The text is for the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Shorthand for [`Error::Invalid`].
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::Invalid(message.into())
+    }
+
+    /// Shorthand for [`Error::Internal`] from any displayable failure.
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        Error::Internal(err.to_string())
+    }
+
+    /// The HTTP-like status code for this error (PROTOCOL.md A4).
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::Invalid(_) => 400,
+            Error::Forbidden => 403,
+            Error::NotFound => 404,
+            Error::Conflict { .. } => 409,
+            Error::RateLimited { .. } => 429,
+            Error::Internal(_) => 500,
+            Error::Unavailable => 503,
+        }
+    }
+
+    /// The text a client may see. Internal failures are not described to clients.
+    pub fn client_message(&self) -> String {
+        match self {
+            Error::Internal(_) => "Internal server error".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_details_are_not_shown_to_clients() {
+        let err = Error::internal("disk on fire at /var/lib/x");
+        assert_eq!(err.status(), 500);
+        assert_eq!(err.client_message(), "Internal server error");
+    }
+
+    #[test]
+    fn texts_required_by_the_protocol() {
+        assert_eq!(Error::NotFound.client_message(), "Record not found");
+        assert_eq!(
+            Error::Forbidden.client_message(),
+            "Access denied: Key does not match allowed pattern"
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! Storage backends behind the [`ripplekv_core::Store`] trait.
+//!
+//! - [`MemoryStore`]: a `BTreeMap` under a lock, for unit tests and throwaway servers.
+//! - [`RedbStore`]: the embedded, durable default. One writer thread group-commits
+//!   every waiting write in one redb transaction and one fsync; reads use redb's MVCC
+//!   snapshots and never wait for the writer.
+//!
+//! Both apply writes through [`ripplekv_core::plan`], so their semantics cannot drift;
+//! the conformance suite in `tests/conformance.rs` runs the same cases against each.
+
+mod memory;
+mod redb_store;
+
+pub use memory::MemoryStore;
+pub use redb_store::{Durability, RedbStore, WriterStats};

@@ -1,0 +1,223 @@
+//! One conformance suite, run against every backend: the same writes must give the
+//! same results, revisions and ranges whatever the storage.
+
+use std::sync::Arc;
+
+use ripplekv_core::{ChangeOp, Error, Limits, Mutation, Store, WriteOp};
+use ripplekv_storage::{Durability, MemoryStore, RedbStore};
+
+fn set(key: &str, value: &str) -> Mutation {
+    Mutation {
+        key: key.into(),
+        op: WriteOp::Set(value.into()),
+    }
+}
+
+fn op(key: &str, op: WriteOp) -> Mutation {
+    Mutation {
+        key: key.into(),
+        op,
+    }
+}
+
+async fn revisions_increase_and_records_carry_them(store: Arc<dyn Store>) {
+    let start = store.revision();
+    let first = store.write(set("a", "1")).await.unwrap();
+    let second = store.write(set("b", "2")).await.unwrap();
+    assert_eq!(first.revision, start + 1);
+    assert_eq!(second.revision, start + 2);
+    assert_eq!(store.revision(), start + 2);
+    let record = store.get("a").await.unwrap().unwrap();
+    assert_eq!((record.value.as_str(), record.revision), ("1", start + 1));
+    assert_eq!(store.get("missing").await.unwrap(), None);
+}
+
+async fn failed_writes_change_nothing(store: Arc<dyn Store>) {
+    store.write(set("text", "abc")).await.unwrap();
+    let before = store.revision();
+    let err = store
+        .write(op("text", WriteOp::Atomic(1)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), 400);
+    assert_eq!(
+        store.write(op("nope", WriteOp::Delete)).await,
+        Err(Error::NotFound)
+    );
+    assert_eq!(
+        store.revision(),
+        before,
+        "a failed write must not take a revision"
+    );
+    assert_eq!(store.get("text").await.unwrap().unwrap().value, "abc");
+}
+
+async fn every_op_produces_its_change(store: Arc<dyn Store>) {
+    let change = store
+        .write(op("doc", WriteOp::Patch(r#"{"a":1}"#.into())))
+        .await
+        .unwrap();
+    assert_eq!(
+        (change.op, change.value.as_deref()),
+        (ChangeOp::Patch, Some(r#"{"a":1}"#))
+    );
+    store
+        .write(op("doc", WriteOp::Patch(r#"{"b":2}"#.into())))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("doc").await.unwrap().unwrap().value,
+        r#"{"a":1,"b":2}"#
+    );
+    let change = store.write(op("n", WriteOp::Atomic(-4))).await.unwrap();
+    assert_eq!(change.atomic_result(), Some(-4));
+    let change = store.write(op("doc", WriteOp::Delete)).await.unwrap();
+    assert_eq!((change.op, change.value), (ChangeOp::Delete, None));
+    assert_eq!(store.get("doc").await.unwrap(), None);
+}
+
+async fn ranges_are_inclusive_ordered_and_paged(store: Arc<dyn Store>) {
+    for key in ["r:1", "r:2", "r:3", "r:4", "r:5", "s"] {
+        store.write(set(key, key)).await.unwrap();
+    }
+    let page = store.range("r:1", "r:5", 3).await.unwrap();
+    let keys: Vec<_> = page.records.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["r:1", "r:2", "r:3"]);
+    assert!(page.truncated);
+    let page = store.range("r:3\0", "r:5", 3).await.unwrap();
+    let keys: Vec<_> = page.records.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["r:4", "r:5"]);
+    assert!(!page.truncated);
+    let page = store.range("r:1", "r:5", 5).await.unwrap();
+    assert!(
+        !page.truncated,
+        "exactly limit records left is not truncated"
+    );
+    assert!(store.range("z", "a", 10).await.unwrap().records.is_empty());
+}
+
+async fn concurrent_atomic_increments_are_not_lost(store: Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    store
+                        .write(op("counter", WriteOp::Atomic(1)))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(store.get("counter").await.unwrap().unwrap().value, "500");
+}
+
+async fn closed_store_refuses_writes(store: Arc<dyn Store>) {
+    store.write(set("k", "v")).await.unwrap();
+    store.close().await.unwrap();
+    assert_eq!(store.write(set("k", "w")).await, Err(Error::Unavailable));
+    assert_eq!(store.get("k").await.unwrap().unwrap().value, "v");
+}
+
+macro_rules! conformance {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn revisions() {
+                let (_dir, store) = $make;
+                revisions_increase_and_records_carry_them(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn failed_writes() {
+                let (_dir, store) = $make;
+                failed_writes_change_nothing(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn ops() {
+                let (_dir, store) = $make;
+                every_op_produces_its_change(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn ranges() {
+                let (_dir, store) = $make;
+                ranges_are_inclusive_ordered_and_paged(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_atomics() {
+                let (_dir, store) = $make;
+                concurrent_atomic_increments_are_not_lost(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn close() {
+                let (_dir, store) = $make;
+                closed_store_refuses_writes(store).await;
+            }
+        }
+    };
+}
+
+fn memory() -> (Option<tempfile::TempDir>, Arc<dyn Store>) {
+    (None, Arc::new(MemoryStore::new(Limits::default())))
+}
+
+fn redb(durability: Durability) -> (Option<tempfile::TempDir>, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(dir.path(), durability, Limits::default()).unwrap();
+    (Some(dir), Arc::new(store))
+}
+
+conformance!(memory_store, memory());
+conformance!(redb_sync, redb(Durability::Sync));
+conformance!(redb_relaxed, redb(Durability::Relaxed));
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_keeps_data_and_revision_across_reopen() {
+    for durability in [Durability::Sync, Durability::Relaxed] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = RedbStore::open(dir.path(), durability, Limits::default()).unwrap();
+            store.write(set("a", "1")).await.unwrap();
+            store.write(set("b", "2")).await.unwrap();
+            store.write(op("b", WriteOp::Delete)).await.unwrap();
+            store.close().await.unwrap();
+        }
+        let store = RedbStore::open(dir.path(), durability, Limits::default()).unwrap();
+        assert_eq!(store.revision(), 3);
+        assert_eq!(store.get("a").await.unwrap().unwrap().revision, 1);
+        assert_eq!(store.get("b").await.unwrap(), None);
+        assert_eq!(store.write(set("c", "3")).await.unwrap().revision, 4);
+        store.close().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_group_commit_batches_concurrent_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(RedbStore::open(dir.path(), Durability::Sync, Limits::default()).unwrap());
+    let writers: Vec<_> = (0..32)
+        .map(|w| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for i in 0..20 {
+                    store.write(set(&format!("w{w}:{i}"), "v")).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let stats = store.stats();
+    let writes = stats.writes.load(std::sync::atomic::Ordering::Relaxed);
+    let commits = stats.commits.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(writes, 640);
+    // 32 writers each waiting on an fsync: commits must be shared, not one per write.
+    assert!(commits < writes, "{commits} commits for {writes} writes");
+    assert!(stats.max_batch.load(std::sync::atomic::Ordering::Relaxed) > 1);
+}

@@ -1,0 +1,317 @@
+//! Parsing one request frame (PROTOCOL.md A2 and part B op names).
+//!
+//! A frame is first split into its known fields as raw JSON (unknown fields such as
+//! `timestamp` are ignored), then each field is checked on its own so an error names
+//! the field at fault. `messageId` is kept as raw JSON and echoed byte for byte.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// The operations a client can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Get,
+    Set,
+    Patch,
+    Delete,
+    Range,
+    Atomic,
+}
+
+impl Op {
+    /// The op for a number (1-6) or a name, as HPKV apps and humans send them.
+    fn from_raw(raw: &RawValue) -> Result<Op, String> {
+        if let Ok(number) = serde_json::from_str::<i64>(raw.get()) {
+            return match number {
+                1 => Ok(Op::Get),
+                2 => Ok(Op::Set),
+                3 => Ok(Op::Patch),
+                4 => Ok(Op::Delete),
+                5 => Ok(Op::Range),
+                6 => Ok(Op::Atomic),
+                _ => Err(format!("Unknown operation: {number} (expected 1-6 or an op name)")),
+            };
+        }
+        let Ok(name) = serde_json::from_str::<String>(raw.get()) else {
+            return Err("Field 'op' must be an integer or a string".to_owned());
+        };
+        match name.to_ascii_lowercase().as_str() {
+            "get" => Ok(Op::Get),
+            "set" | "insert" | "create" => Ok(Op::Set),
+            "patch" | "update" | "append" => Ok(Op::Patch),
+            "delete" => Ok(Op::Delete),
+            "range" => Ok(Op::Range),
+            "atomic" => Ok(Op::Atomic),
+            _ => Err(format!("Unknown operation: {name:?}")),
+        }
+    }
+}
+
+/// A well-formed request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Echoed unchanged on the reply.
+    pub message_id: Option<Box<RawValue>>,
+    pub body: RequestBody,
+}
+
+/// What is asked, with every field typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestBody {
+    Get { key: String },
+    Set { key: String, value: String },
+    Patch { key: String, value: String },
+    Delete { key: String },
+    Range { key: String, end_key: String, limit: Option<i64> },
+    Atomic { key: String, delta: i64 },
+}
+
+impl RequestBody {
+    /// The key the request is about (the start key for RANGE).
+    pub fn key(&self) -> &str {
+        match self {
+            RequestBody::Get { key }
+            | RequestBody::Set { key, .. }
+            | RequestBody::Patch { key, .. }
+            | RequestBody::Delete { key }
+            | RequestBody::Range { key, .. }
+            | RequestBody::Atomic { key, .. } => key,
+        }
+    }
+}
+
+/// A frame that is not a valid request, with what is known of it for the reply.
+#[derive(Debug, Clone)]
+pub struct RequestError {
+    pub message: String,
+    pub message_id: Option<Box<RawValue>>,
+    pub key: Option<String>,
+}
+
+/// The known fields of a request, still as raw JSON.
+#[derive(Deserialize)]
+struct Fields<'a> {
+    #[serde(borrow)]
+    op: Option<&'a RawValue>,
+    #[serde(borrow)]
+    key: Option<&'a RawValue>,
+    #[serde(borrow)]
+    value: Option<&'a RawValue>,
+    #[serde(borrow, rename = "messageId")]
+    message_id: Option<&'a RawValue>,
+    #[serde(borrow, rename = "endKey")]
+    end_key: Option<&'a RawValue>,
+    #[serde(borrow)]
+    limit: Option<&'a RawValue>,
+}
+
+/// Parses one text frame.
+pub fn parse_request(text: &str) -> Result<Request, RequestError> {
+    let fields: Fields = serde_json::from_str(text).map_err(|err| RequestError {
+        message: describe_json_error(text, &err),
+        message_id: None,
+        key: None,
+    })?;
+    let message_id = fields.message_id.map(ToOwned::to_owned);
+    let mut key = None;
+    let body = parse_body(&fields, &mut key);
+    match body {
+        Ok(body) => Ok(Request { message_id, body }),
+        Err(message) => Err(RequestError {
+            message,
+            message_id,
+            key,
+        }),
+    }
+}
+
+fn parse_body(fields: &Fields, key_seen: &mut Option<String>) -> Result<RequestBody, String> {
+    let op = Op::from_raw(fields.op.ok_or("Missing field 'op'")?)?;
+    let key = string_field("key", fields.key)?;
+    *key_seen = Some(key.clone());
+    Ok(match op {
+        Op::Get => RequestBody::Get { key },
+        Op::Delete => RequestBody::Delete { key },
+        Op::Set => RequestBody::Set {
+            key,
+            value: string_field("value", fields.value)?,
+        },
+        Op::Patch => RequestBody::Patch {
+            key,
+            value: string_field("value", fields.value)?,
+        },
+        Op::Range => RequestBody::Range {
+            key,
+            end_key: string_field("endKey", fields.end_key)?,
+            limit: fields.limit.map(|raw| integer("limit", raw)).transpose()?,
+        },
+        Op::Atomic => RequestBody::Atomic {
+            key,
+            delta: integer(
+                "value",
+                fields
+                    .value
+                    .ok_or("Missing field 'value' (the integer delta for ATOMIC)")?,
+            )?,
+        },
+    })
+}
+
+pub(crate) fn string_field(name: &str, raw: Option<&RawValue>) -> Result<String, String> {
+    let raw = raw.ok_or_else(|| format!("Missing field '{name}'"))?;
+    serde_json::from_str(raw.get()).map_err(|_| {
+        format!(
+            "Field '{name}' must be a string, got {}",
+            json_kind(raw.get())
+        )
+    })
+}
+
+/// A JSON number that is a 64-bit signed integer; everything else is named precisely.
+pub(crate) fn integer(name: &str, raw: &RawValue) -> Result<i64, String> {
+    let text = raw.get();
+    match serde_json::from_str::<serde_json::Number>(text) {
+        Ok(number) if number.is_i64() => Ok(number.as_i64().unwrap_or_default()),
+        Ok(number) if number.is_u64() || looks_integral(text) => Err(format!(
+            "Field '{name}' is out of range: {number} does not fit in a 64-bit signed integer"
+        )),
+        Ok(number) => Err(format!("Field '{name}' must be an integer, got {number}")),
+        Err(_) if json_kind(text) == "a number" => Err(format!(
+            "Field '{name}' is out of range: {text} does not fit in a 64-bit signed integer"
+        )),
+        Err(_) => Err(format!(
+            "Field '{name}' must be an integer, got {}",
+            json_kind(text)
+        )),
+    }
+}
+
+/// True for number literals without fraction or exponent (large ones parse as f64).
+fn looks_integral(text: &str) -> bool {
+    !text.contains(['.', 'e', 'E'])
+}
+
+fn json_kind(text: &str) -> &'static str {
+    match text.trim_start().as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+pub(crate) fn describe_json_error(text: &str, err: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match err.classify() {
+        Category::Syntax | Category::Eof | Category::Io => format!("Invalid JSON: {err}"),
+        Category::Data if !text.trim_start().starts_with('{') => format!(
+            "Request must be a JSON object, got {}",
+            json_kind(text)
+        ),
+        Category::Data => format!("Invalid request: {err}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(text: &str) -> RequestBody {
+        parse_request(text).unwrap().body
+    }
+
+    fn err(text: &str) -> String {
+        parse_request(text).unwrap_err().message
+    }
+
+    #[test]
+    fn ops_by_number_and_name() {
+        assert_eq!(ok(r#"{"op":1,"key":"k"}"#), RequestBody::Get { key: "k".into() });
+        assert_eq!(ok(r#"{"op":"GET","key":"k"}"#), RequestBody::Get { key: "k".into() });
+        for name in ["set", "INSERT", "create", "2"] {
+            let text = if name == "2" {
+                r#"{"op":2,"key":"k","value":"v"}"#.to_owned()
+            } else {
+                format!(r#"{{"op":"{name}","key":"k","value":"v"}}"#)
+            };
+            assert!(matches!(ok(&text), RequestBody::Set { .. }), "{name}");
+        }
+        for name in ["patch", "update", "APPEND"] {
+            let text = format!(r#"{{"op":"{name}","key":"k","value":"v"}}"#);
+            assert!(matches!(ok(&text), RequestBody::Patch { .. }), "{name}");
+        }
+        assert_eq!(
+            ok(r#"{"op":6,"key":"n","value":-3}"#),
+            RequestBody::Atomic {
+                key: "n".into(),
+                delta: -3
+            }
+        );
+        assert_eq!(
+            ok(r#"{"op":"range","key":"a","endKey":"b","limit":5}"#),
+            RequestBody::Range {
+                key: "a".into(),
+                end_key: "b".into(),
+                limit: Some(5)
+            }
+        );
+    }
+
+    #[test]
+    fn ignored_fields() {
+        // value on GET/DELETE/RANGE and timestamp anywhere are ignored.
+        assert_eq!(
+            ok(r#"{"op":1,"key":"k","value":"","timestamp":123,"extra":[1]}"#),
+            RequestBody::Get { key: "k".into() }
+        );
+    }
+
+    #[test]
+    fn message_id_is_echoed_verbatim() {
+        let request = parse_request(r#"{"op":1,"key":"k","messageId":12345678901234567890}"#).unwrap();
+        assert_eq!(request.message_id.unwrap().get(), "12345678901234567890");
+        let request = parse_request(r#"{"op":1,"key":"k","messageId":"abc"}"#).unwrap();
+        assert_eq!(request.message_id.unwrap().get(), r#""abc""#);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        assert!(err("{not json").starts_with("Invalid JSON"));
+        assert_eq!(err("[1,2]"), "Request must be a JSON object, got an array");
+        assert_eq!(err("42"), "Request must be a JSON object, got a number");
+        assert_eq!(err(r#"{"key":"k"}"#), "Missing field 'op'");
+        assert!(err(r#"{"op":9,"key":"k"}"#).starts_with("Unknown operation: 9"));
+        assert!(err(r#"{"op":"frobnicate","key":"k"}"#).contains("frobnicate"));
+        assert_eq!(err(r#"{"op":true,"key":"k"}"#), "Field 'op' must be an integer or a string");
+        assert_eq!(err(r#"{"op":1}"#), "Missing field 'key'");
+        assert_eq!(err(r#"{"op":1,"key":5}"#), "Field 'key' must be a string, got a number");
+        assert_eq!(err(r#"{"op":2,"key":"k"}"#), "Missing field 'value'");
+        assert_eq!(
+            err(r#"{"op":2,"key":"k","value":{"a":1}}"#),
+            "Field 'value' must be a string, got an object"
+        );
+        assert_eq!(err(r#"{"op":5,"key":"a"}"#), "Missing field 'endKey'");
+        assert_eq!(err(r#"{"op":6,"key":"n","value":1.5}"#), "Field 'value' must be an integer, got 1.5");
+        assert_eq!(
+            err(r#"{"op":6,"key":"n","value":"5"}"#),
+            "Field 'value' must be an integer, got a string"
+        );
+        assert!(err(r#"{"op":6,"key":"n","value":9223372036854775808}"#).contains("out of range"));
+        assert!(err(r#"{"op":6,"key":"n","value":-9223372036854775809}"#).contains("out of range"));
+        assert!(err(r#"{"op":6,"key":"n","value":1e400}"#).contains("out of range"));
+        assert!(err(r#"{"op":6,"key":"n","value":1e3}"#).contains("must be an integer"));
+        assert!(err(r#"{"op":1,"key":"a","key":"b"}"#).contains("duplicate field"));
+    }
+
+    #[test]
+    fn error_keeps_message_id_and_key_when_known() {
+        let error = parse_request(r#"{"op":2,"key":"k","messageId":7}"#).unwrap_err();
+        assert_eq!(error.message_id.unwrap().get(), "7");
+        assert_eq!(error.key.as_deref(), Some("k"));
+        let error = parse_request(r#"{"op":99,"messageId":8}"#).unwrap_err();
+        assert_eq!(error.message_id.unwrap().get(), "8");
+        assert_eq!(error.key, None);
+    }
+}

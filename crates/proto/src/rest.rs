@@ -1,0 +1,109 @@
+//! Bodies of the REST routes (PROTOCOL.md A6), checked field by field.
+//!
+//! Bodies are parsed whatever the Content-Type (HPKV clients do not always send one),
+//! unknown fields are ignored, and every error names the field at fault.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::request::{describe_json_error, integer, string_field};
+
+/// `POST /record`: `{key, value, partialUpdate?}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordBody {
+    pub key: String,
+    pub value: String,
+    /// True for PATCH semantics; `null` or absent means SET.
+    pub partial_update: bool,
+}
+
+/// `POST /record/atomic`: `{key, increment}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtomicBody {
+    pub key: String,
+    pub increment: i64,
+}
+
+#[derive(Deserialize)]
+struct Fields<'a> {
+    #[serde(borrow)]
+    key: Option<&'a RawValue>,
+    #[serde(borrow)]
+    value: Option<&'a RawValue>,
+    #[serde(borrow, rename = "partialUpdate")]
+    partial_update: Option<&'a RawValue>,
+    #[serde(borrow)]
+    increment: Option<&'a RawValue>,
+}
+
+fn fields(body: &str) -> Result<Fields<'_>, String> {
+    serde_json::from_str(body).map_err(|err| describe_json_error(body, &err).replace("Request", "Body"))
+}
+
+/// Parses the body of `POST /record`.
+pub fn parse_record_body(body: &str) -> Result<RecordBody, String> {
+    let fields = fields(body)?;
+    let partial_update = match fields.partial_update {
+        None => false,
+        Some(raw) => serde_json::from_str::<Option<bool>>(raw.get())
+            .map_err(|_| "Field 'partialUpdate' must be a boolean or null".to_owned())?
+            .unwrap_or(false),
+    };
+    Ok(RecordBody {
+        key: string_field("key", fields.key)?,
+        value: string_field("value", fields.value)?,
+        partial_update,
+    })
+}
+
+/// Parses the body of `POST /record/atomic`.
+pub fn parse_atomic_body(body: &str) -> Result<AtomicBody, String> {
+    let fields = fields(body)?;
+    let key = string_field("key", fields.key)?;
+    let raw = fields.increment.ok_or("Missing field 'increment'")?;
+    Ok(AtomicBody {
+        key,
+        increment: integer("increment", raw)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_bodies() {
+        let body = parse_record_body(r#"{"key":"k","value":"v","partialUpdate":null}"#).unwrap();
+        assert!(!body.partial_update);
+        let body = parse_record_body(r#"{"key":"k","value":"v","partialUpdate":true}"#).unwrap();
+        assert!(body.partial_update);
+        assert_eq!(parse_record_body(r#"{"key":"k"}"#).unwrap_err(), "Missing field 'value'");
+        assert_eq!(
+            parse_record_body(r#"{"key":"k","value":"v","partialUpdate":"yes"}"#).unwrap_err(),
+            "Field 'partialUpdate' must be a boolean or null"
+        );
+        assert_eq!(
+            parse_record_body("[]").unwrap_err(),
+            "Body must be a JSON object, got an array"
+        );
+        assert!(parse_record_body("").unwrap_err().starts_with("Invalid JSON"));
+    }
+
+    #[test]
+    fn atomic_bodies() {
+        assert_eq!(
+            parse_atomic_body(r#"{"key":"n","increment":-2}"#).unwrap(),
+            AtomicBody {
+                key: "n".into(),
+                increment: -2
+            }
+        );
+        assert_eq!(
+            parse_atomic_body(r#"{"key":"n"}"#).unwrap_err(),
+            "Missing field 'increment'"
+        );
+        assert!(parse_atomic_body(r#"{"key":"n","increment":0.5}"#)
+            .unwrap_err()
+            .contains("must be an integer"));
+    }
+}

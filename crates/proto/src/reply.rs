@@ -42,7 +42,14 @@ pub fn get(key: &str, value: &str, revision: u64, message_id: Option<&RawValue>)
         value: &'a str,
         revision: u64,
     }
-    success(Body { key, value, revision }, message_id)
+    success(
+        Body {
+            key,
+            value,
+            revision,
+        },
+        message_id,
+    )
 }
 
 /// `{"code":200,"success":true,"message":M,"revision":R}` for SET, PATCH and DELETE.
@@ -164,6 +171,9 @@ mod tests {
             error(404, "Record not found", Some(&m), Some("k")),
             r#"{"code":404,"error":"Record not found","messageId":7,"key":"k"}"#
         );
-        assert_eq!(error(400, "bad", None, None), r#"{"code":400,"error":"bad"}"#);
+        assert_eq!(
+            error(400, "bad", None, None),
+            r#"{"code":400,"error":"bad"}"#
+        );
     }
 }

@@ -29,7 +29,9 @@ impl Op {
                 4 => Ok(Op::Delete),
                 5 => Ok(Op::Range),
                 6 => Ok(Op::Atomic),
-                _ => Err(format!("Unknown operation: {number} (expected 1-6 or an op name)")),
+                _ => Err(format!(
+                    "Unknown operation: {number} (expected 1-6 or an op name)"
+                )),
             };
         }
         let Ok(name) = serde_json::from_str::<String>(raw.get()) else {
@@ -58,12 +60,29 @@ pub struct Request {
 /// What is asked, with every field typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestBody {
-    Get { key: String },
-    Set { key: String, value: String },
-    Patch { key: String, value: String },
-    Delete { key: String },
-    Range { key: String, end_key: String, limit: Option<i64> },
-    Atomic { key: String, delta: i64 },
+    Get {
+        key: String,
+    },
+    Set {
+        key: String,
+        value: String,
+    },
+    Patch {
+        key: String,
+        value: String,
+    },
+    Delete {
+        key: String,
+    },
+    Range {
+        key: String,
+        end_key: String,
+        limit: Option<i64>,
+    },
+    Atomic {
+        key: String,
+        delta: i64,
+    },
 }
 
 impl RequestBody {
@@ -206,10 +225,9 @@ pub(crate) fn describe_json_error(text: &str, err: &serde_json::Error) -> String
     use serde_json::error::Category;
     match err.classify() {
         Category::Syntax | Category::Eof | Category::Io => format!("Invalid JSON: {err}"),
-        Category::Data if !text.trim_start().starts_with('{') => format!(
-            "Request must be a JSON object, got {}",
-            json_kind(text)
-        ),
+        Category::Data if !text.trim_start().starts_with('{') => {
+            format!("Request must be a JSON object, got {}", json_kind(text))
+        }
         Category::Data => format!("Invalid request: {err}"),
     }
 }
@@ -228,8 +246,14 @@ mod tests {
 
     #[test]
     fn ops_by_number_and_name() {
-        assert_eq!(ok(r#"{"op":1,"key":"k"}"#), RequestBody::Get { key: "k".into() });
-        assert_eq!(ok(r#"{"op":"GET","key":"k"}"#), RequestBody::Get { key: "k".into() });
+        assert_eq!(
+            ok(r#"{"op":1,"key":"k"}"#),
+            RequestBody::Get { key: "k".into() }
+        );
+        assert_eq!(
+            ok(r#"{"op":"GET","key":"k"}"#),
+            RequestBody::Get { key: "k".into() }
+        );
         for name in ["set", "INSERT", "create", "2"] {
             let text = if name == "2" {
                 r#"{"op":2,"key":"k","value":"v"}"#.to_owned()
@@ -270,7 +294,8 @@ mod tests {
 
     #[test]
     fn message_id_is_echoed_verbatim() {
-        let request = parse_request(r#"{"op":1,"key":"k","messageId":12345678901234567890}"#).unwrap();
+        let request =
+            parse_request(r#"{"op":1,"key":"k","messageId":12345678901234567890}"#).unwrap();
         assert_eq!(request.message_id.unwrap().get(), "12345678901234567890");
         let request = parse_request(r#"{"op":1,"key":"k","messageId":"abc"}"#).unwrap();
         assert_eq!(request.message_id.unwrap().get(), r#""abc""#);
@@ -284,16 +309,25 @@ mod tests {
         assert_eq!(err(r#"{"key":"k"}"#), "Missing field 'op'");
         assert!(err(r#"{"op":9,"key":"k"}"#).starts_with("Unknown operation: 9"));
         assert!(err(r#"{"op":"frobnicate","key":"k"}"#).contains("frobnicate"));
-        assert_eq!(err(r#"{"op":true,"key":"k"}"#), "Field 'op' must be an integer or a string");
+        assert_eq!(
+            err(r#"{"op":true,"key":"k"}"#),
+            "Field 'op' must be an integer or a string"
+        );
         assert_eq!(err(r#"{"op":1}"#), "Missing field 'key'");
-        assert_eq!(err(r#"{"op":1,"key":5}"#), "Field 'key' must be a string, got a number");
+        assert_eq!(
+            err(r#"{"op":1,"key":5}"#),
+            "Field 'key' must be a string, got a number"
+        );
         assert_eq!(err(r#"{"op":2,"key":"k"}"#), "Missing field 'value'");
         assert_eq!(
             err(r#"{"op":2,"key":"k","value":{"a":1}}"#),
             "Field 'value' must be a string, got an object"
         );
         assert_eq!(err(r#"{"op":5,"key":"a"}"#), "Missing field 'endKey'");
-        assert_eq!(err(r#"{"op":6,"key":"n","value":1.5}"#), "Field 'value' must be an integer, got 1.5");
+        assert_eq!(
+            err(r#"{"op":6,"key":"n","value":1.5}"#),
+            "Field 'value' must be an integer, got 1.5"
+        );
         assert_eq!(
             err(r#"{"op":6,"key":"n","value":"5"}"#),
             "Field 'value' must be an integer, got a string"

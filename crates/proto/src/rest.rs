@@ -37,7 +37,8 @@ struct Fields<'a> {
 }
 
 fn fields(body: &str) -> Result<Fields<'_>, String> {
-    serde_json::from_str(body).map_err(|err| describe_json_error(body, &err).replace("Request", "Body"))
+    serde_json::from_str(body)
+        .map_err(|err| describe_json_error(body, &err).replace("Request", "Body"))
 }
 
 /// Parses the body of `POST /record`.
@@ -77,7 +78,10 @@ mod tests {
         assert!(!body.partial_update);
         let body = parse_record_body(r#"{"key":"k","value":"v","partialUpdate":true}"#).unwrap();
         assert!(body.partial_update);
-        assert_eq!(parse_record_body(r#"{"key":"k"}"#).unwrap_err(), "Missing field 'value'");
+        assert_eq!(
+            parse_record_body(r#"{"key":"k"}"#).unwrap_err(),
+            "Missing field 'value'"
+        );
         assert_eq!(
             parse_record_body(r#"{"key":"k","value":"v","partialUpdate":"yes"}"#).unwrap_err(),
             "Field 'partialUpdate' must be a boolean or null"
@@ -86,7 +90,9 @@ mod tests {
             parse_record_body("[]").unwrap_err(),
             "Body must be a JSON object, got an array"
         );
-        assert!(parse_record_body("").unwrap_err().starts_with("Invalid JSON"));
+        assert!(parse_record_body("")
+            .unwrap_err()
+            .starts_with("Invalid JSON"));
     }
 
     #[test]

@@ -1,1 +1,30 @@
-//! stub
+//! The RippleKV server: HTTP routing, WebSocket sessions and the REST API over a
+//! [`ripplekv_core::Store`].
+//!
+//! Parts:
+//! - [`config`]: the typed, validated settings the server runs with.
+//! - [`server`]: [`run`] binds everything together and owns the shutdown sequence.
+//! - `http`: the router, CORS, `/health` and JSON error responses.
+//! - `auth`: API keys and how a request presents them.
+//! - `ops`: one file per operation (validate, then apply through the store).
+//! - `ws`: the `/ws` upgrade, the per-connection session loop and the dispatcher.
+//! - `rest`: the REST routes.
+//! - `wire`: the one place that turns domain results into wire replies.
+//!
+//! The binary (`crates/cli`) parses flags and opens storage; tests call [`run`] with
+//! their own listener on port 0 and their own shutdown future.
+
+mod auth;
+pub mod config;
+mod http;
+mod ops;
+mod rest;
+pub mod server;
+mod state;
+mod urlcode;
+mod wire;
+mod ws;
+
+pub use config::ServerConfig;
+pub use server::run;
+pub use ws::session::run_session;

@@ -1,0 +1,75 @@
+//! `ripplekv serve`: logging, storage, the listener, signals, and then the server.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use ripplekv_server::ServerConfig;
+use ripplekv_storage::RedbStore;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::api_key;
+use crate::settings::ServeArgs;
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn main(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let settings = args.resolve()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(settings))
+}
+
+async fn serve(settings: crate::settings::Settings) -> anyhow::Result<()> {
+    let api_keys = if settings.api_keys.is_empty() {
+        vec![api_key::load_or_generate(&settings.data_dir)?]
+    } else {
+        settings.api_keys.clone()
+    };
+    let store = RedbStore::open(&settings.data_dir, settings.durability, settings.limits)
+        .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
+    tracing::info!(
+        data_dir = %settings.data_dir.display(),
+        durability = ?settings.durability,
+        revision = ripplekv_core::Store::revision(&store),
+        "store opened"
+    );
+    let listener = TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!("listening on http://{address} (WebSocket at ws://{address}/ws)");
+    let mut config = ServerConfig::new(api_keys);
+    config.limits = settings.limits;
+    ripplekv_server::run(config, Arc::new(store), listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {},
+        () = terminate => {},
+    }
+}

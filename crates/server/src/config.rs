@@ -1,0 +1,48 @@
+//! Settings the server runs with, already validated and typed.
+//!
+//! Layering (defaults < file < env < flags) happens in the binary; this struct is what
+//! comes out of it. Socket limits are derived here from the key and value limits so
+//! the two can never disagree.
+
+use std::time::Duration;
+
+use ripplekv_core::Limits;
+
+/// Everything [`crate::run`] needs besides the store and the listener.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Keys accepted in `?apiKey=` and `x-api-key`. Must not be empty.
+    pub api_keys: Vec<String>,
+    /// Key and value limits.
+    pub limits: Limits,
+    /// Frames that may wait in one connection's outgoing queue.
+    pub outbox_messages: usize,
+    /// How long shutdown waits for sessions to finish before closing the store anyway.
+    pub shutdown_grace: Duration,
+}
+
+/// Bytes tungstenite reads from the socket at a time. Its default (128 KiB) would be
+/// allocated for every connection; 4 KiB keeps an idle connection at a few KiB.
+pub const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Bytes of outgoing frames gathered before a write to the socket.
+pub const WS_WRITE_BUFFER_BYTES: usize = 8 * 1024;
+
+impl ServerConfig {
+    /// A configuration with default limits, for the given keys.
+    pub fn new(api_keys: Vec<String>) -> Self {
+        ServerConfig {
+            api_keys,
+            limits: Limits::default(),
+            outbox_messages: 256,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+
+    /// The largest WebSocket message or REST body accepted. A key and a value at their
+    /// limits can each grow up to 6x when JSON-escaped (`\u0001`), plus the envelope.
+    /// Anything larger is refused by the WebSocket layer before it is buffered; anything
+    /// smaller but over a limit gets a precise 400.
+    pub fn max_message_bytes(&self) -> usize {
+        6 * (self.limits.max_key_bytes + self.limits.max_value_bytes) + 4096
+    }
+}

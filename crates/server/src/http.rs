@@ -1,0 +1,85 @@
+//! The HTTP surface: routes, CORS, `/health`, and JSON answers for unknown routes.
+//!
+//! CORS is permissive by design (PROTOCOL.md A6): browser apps call the API from
+//! other origins. Every response gets `Access-Control-Allow-Origin: *`, and every
+//! preflight `OPTIONS` is answered 204 before routing, so it works on any path.
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::state::AppState;
+use crate::wire::HttpError;
+use crate::{rest, ws};
+
+/// The whole router.
+pub(crate) fn router(state: AppState) -> Router {
+    let body_limit = state.config().max_message_bytes();
+    Router::new()
+        .route("/health", get(health))
+        .route("/ws", get(ws::upgrade))
+        .route("/record", post(rest::post_record))
+        .route(
+            "/record/{*key}",
+            get(rest::get_record)
+                .delete(rest::delete_record)
+                .post(rest::post_record_path),
+        )
+        .route("/records", get(rest::get_records))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(cors))
+        .with_state(state)
+}
+
+/// `GET /health`: 200 once the server accepts requests.
+async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "revision": state.ops().store().revision(),
+    }))
+}
+
+async fn not_found() -> HttpError {
+    HttpError::new(StatusCode::NOT_FOUND, "Not found")
+}
+
+async fn method_not_allowed() -> HttpError {
+    HttpError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed on this route",
+    )
+}
+
+async fn cors(request: Request, next: Next) -> Response {
+    let mut response = if request.method() == Method::OPTIONS {
+        let mut preflight = StatusCode::NO_CONTENT.into_response();
+        let headers = preflight.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Content-Type, x-api-key"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+        preflight
+    } else {
+        next.run(request).await
+    };
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
+}

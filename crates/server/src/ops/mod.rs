@@ -1,0 +1,33 @@
+//! The operations, one file each, shared by the WebSocket and REST front ends.
+//!
+//! Every operation has the same shape: check its input against the limits, then
+//! apply it through the [`Store`], returning a domain result (a record, a page or a
+//! committed change). Turning that result into a reply is the front end's job.
+
+use std::sync::Arc;
+
+use ripplekv_core::{Limits, Store};
+
+mod atomic;
+mod delete;
+mod get;
+mod patch;
+mod range;
+mod set;
+
+/// The operations over one store and one set of limits.
+#[derive(Debug, Clone)]
+pub(crate) struct Ops {
+    store: Arc<dyn Store>,
+    limits: Limits,
+}
+
+impl Ops {
+    pub(crate) fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
+        Ops { store, limits }
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}

@@ -1,0 +1,159 @@
+//! The REST routes of PROTOCOL.md A6.
+//!
+//! Every route takes `x-api-key`. Bodies are JSON whatever the Content-Type. A record
+//! key is the rest of the path after `/record/`, percent-decoded once, so it may hold
+//! `/` (as `%2F`) or anything else; `POST /record/atomic` is routed by method, so
+//! `GET /record/atomic` still reads the key "atomic".
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{OriginalUri, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ripplekv_proto::rest::{parse_atomic_body, parse_record_body};
+use serde_json::json;
+
+use crate::auth;
+use crate::state::AppState;
+use crate::urlcode;
+use crate::wire::{HttpError, DELETED, PATCHED, SAVED};
+
+type HttpResult = Result<Response, HttpError>;
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), HttpError> {
+    auth::check_header(state.keys(), headers)
+        .map_err(|refusal| HttpError::new(refusal.status(), refusal.message()))
+}
+
+fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, HttpError> {
+    let bytes =
+        body.map_err(|rejection| HttpError::new(rejection.status(), rejection.body_text()))?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| HttpError::bad_request("Body is not valid UTF-8"))
+}
+
+/// The record key of a `/record/{key}` path, decoded once.
+fn record_key(uri: &OriginalUri) -> Result<String, HttpError> {
+    let raw = uri.path().strip_prefix("/record/").unwrap_or_default();
+    urlcode::decode_path(raw)
+        .ok_or_else(|| HttpError::bad_request("Key is not valid UTF-8 after percent-decoding"))
+}
+
+/// `POST /record`: SET, or PATCH when `partialUpdate` is true.
+pub(crate) async fn post_record(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> HttpResult {
+    authorize(&state, &headers)?;
+    let body = parse_record_body(&body_text(body)?).map_err(HttpError::bad_request)?;
+    let (change, message) = if body.partial_update {
+        (state.ops().patch(body.key, body.value).await?, PATCHED)
+    } else {
+        (state.ops().set(body.key, body.value).await?, SAVED)
+    };
+    Ok(
+        Json(json!({"success": true, "message": message, "revision": change.revision}))
+            .into_response(),
+    )
+}
+
+/// `POST /record/{rest}`: only `/record/atomic` exists.
+pub(crate) async fn post_record_path(
+    state: State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> HttpResult {
+    if uri.path() != "/record/atomic" {
+        return Err(HttpError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "Not found: POST goes to /record or /record/atomic",
+        ));
+    }
+    authorize(&state, &headers)?;
+    let body = parse_atomic_body(&body_text(body)?).map_err(HttpError::bad_request)?;
+    let change = state.ops().atomic(body.key, body.increment).await?;
+    let result = change.atomic_result().unwrap_or_default();
+    Ok(Json(json!({
+        "success": true,
+        "key": change.key,
+        "result": result,
+        "revision": change.revision,
+    }))
+    .into_response())
+}
+
+/// `GET /record/{key}`
+pub(crate) async fn get_record(
+    State(state): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> HttpResult {
+    authorize(&state, &headers)?;
+    let key = record_key(&uri)?;
+    let record = state.ops().get(&key).await?;
+    Ok(
+        Json(json!({"key": key, "value": record.value, "revision": record.revision}))
+            .into_response(),
+    )
+}
+
+/// `DELETE /record/{key}`
+pub(crate) async fn delete_record(
+    State(state): State<AppState>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> HttpResult {
+    authorize(&state, &headers)?;
+    let change = state.ops().delete(record_key(&uri)?).await?;
+    Ok(
+        Json(json!({"success": true, "message": DELETED, "revision": change.revision}))
+            .into_response(),
+    )
+}
+
+/// `GET /records?startKey&endKey&limit`
+pub(crate) async fn get_records(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> HttpResult {
+    authorize(&state, &headers)?;
+    let params = urlcode::query_pairs(query.as_deref().unwrap_or(""));
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(param, _)| param == name)
+            .map(|(_, value)| value.as_str())
+    };
+    let bound = |name: &str| {
+        param(name)
+            .map(urlcode::decode_lenient)
+            .ok_or_else(|| HttpError::bad_request(format!("Missing query parameter '{name}'")))
+    };
+    let (start, end) = (bound("startKey")?, bound("endKey")?);
+    let limit = param("limit")
+        .map(|text| {
+            text.parse::<i64>().map_err(|_| {
+                HttpError::bad_request(format!(
+                    "Query parameter 'limit' must be an integer, got {text:?}"
+                ))
+            })
+        })
+        .transpose()?;
+    let page = state.ops().range(&start, &end, limit).await?;
+    let records: Vec<_> = page
+        .records
+        .iter()
+        .map(
+            |(key, record)| json!({"key": key, "value": record.value, "revision": record.revision}),
+        )
+        .collect();
+    Ok(Json(json!({
+        "records": records,
+        "count": records.len(),
+        "truncated": page.truncated,
+    }))
+    .into_response())
+}

@@ -1,0 +1,75 @@
+//! Running the server, and the shutdown sequence.
+//!
+//! [`run`] serves until `shutdown` resolves, then:
+//! 1. stops accepting connections;
+//! 2. tells every session to finish: each completes the request it is running,
+//!    sends a close frame (1001, "server shutting down") and ends;
+//! 3. waits for sessions and in-flight HTTP requests, at most `shutdown_grace`;
+//! 4. closes the store, which commits and fsyncs every write already submitted.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use ripplekv_core::Store;
+use tokio::net::TcpListener;
+
+use crate::state::AppState;
+use crate::{http, ServerConfig};
+
+/// Serves HTTP and WebSocket on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: ServerConfig,
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = config.shutdown_grace;
+    let state = AppState::new(config, Arc::clone(&store));
+    let stopping = state.shutdown().clone();
+    let signal = {
+        let stopping = stopping.clone();
+        async move {
+            tokio::select! {
+                () = shutdown => tracing::info!("shutting down: closing sessions"),
+                () = stopping.cancelled() => {}
+            }
+            stopping.cancel();
+        }
+    };
+    let router = http::router(state.clone());
+    let mut served = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(signal)
+            .await
+    });
+    let early_end = tokio::select! {
+        outcome = &mut served => Some(outcome),
+        () = stopping.cancelled() => None,
+    };
+    // From here on shutdown has begun; the grace period bounds the drain.
+    stopping.cancel();
+    let drain = async {
+        let outcome = match early_end {
+            Some(outcome) => outcome,
+            None => served.await,
+        };
+        state.sessions().close();
+        state.sessions().wait().await;
+        outcome
+    };
+    let result = match tokio::time::timeout(grace, drain).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join_error)) => Err(std::io::Error::other(join_error)),
+        Err(_) => {
+            tracing::warn!(
+                sessions = state.sessions().len(),
+                "sessions still open after the grace period; closing the store anyway"
+            );
+            Ok(())
+        }
+    };
+    if let Err(err) = store.close().await {
+        tracing::error!(error = %err, "closing the store failed");
+    }
+    result
+}

@@ -1,0 +1,70 @@
+//! Domain errors to wire errors, in one place for both front ends.
+//!
+//! The status code and text come from [`ripplekv_core::Error`]'s own table; this
+//! module adds the transport framing (a JSON reply on the socket, an HTTP response on
+//! REST) and logs internal failures, whose details never reach the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ripplekv_core::Error;
+use serde_json::json;
+use serde_json::value::RawValue;
+
+/// Reply message of a successful SET.
+pub(crate) const SAVED: &str = "Record inserted/updated successfully";
+/// Reply message of a successful PATCH.
+pub(crate) const PATCHED: &str = "Record patched successfully";
+/// Reply message of a successful DELETE.
+pub(crate) const DELETED: &str = "Record deleted successfully";
+
+fn log_if_internal(err: &Error) {
+    if let Error::Internal(detail) = err {
+        tracing::error!(error = %detail, "request failed");
+    }
+}
+
+/// The WebSocket error reply for `err`.
+pub(crate) fn socket_error(
+    err: &Error,
+    message_id: Option<&RawValue>,
+    key: Option<&str>,
+) -> String {
+    log_if_internal(err);
+    ripplekv_proto::reply::error(err.status(), &err.client_message(), message_id, key)
+}
+
+/// An HTTP error response `{"error": text}` with the status of the error.
+#[derive(Debug)]
+pub(crate) struct HttpError {
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
+}
+
+impl HttpError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        HttpError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        HttpError::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl From<Error> for HttpError {
+    fn from(err: Error) -> Self {
+        log_if_internal(&err);
+        let status =
+            StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        HttpError::new(status, err.client_message())
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}

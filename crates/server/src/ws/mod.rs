@@ -1,0 +1,49 @@
+//! The `/ws` endpoint: authentication at the upgrade, then one session per socket.
+//!
+//! Credentials are checked before upgrading, so a bad API key is an HTTP 401 and a
+//! bad token an HTTP 403, which is what HPKV clients look for. The upgrade sets small
+//! read/write buffers and a message size limit derived from the value limit.
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+
+use crate::auth;
+use crate::config::{WS_READ_BUFFER_BYTES, WS_WRITE_BUFFER_BYTES};
+use crate::state::AppState;
+use crate::wire::HttpError;
+
+mod dispatch;
+pub mod session;
+
+/// `GET /ws`: checks credentials, then upgrades.
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if let Err(refusal) = auth::check_upgrade(state.keys(), query.as_deref(), &headers) {
+        return HttpError::new(refusal.status(), refusal.message()).into_response();
+    }
+    let max_message = state.config().max_message_bytes();
+    upgrade
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
+        .write_buffer_size(WS_WRITE_BUFFER_BYTES)
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
+        .on_upgrade(move |socket| {
+            let tracker = state.sessions().clone();
+            tracker.track_future(async move {
+                let (sink, stream) = socket.split();
+                let context = session::SessionContext {
+                    ops: state.ops().clone(),
+                    shutdown: state.shutdown().clone(),
+                    outbox_messages: state.config().outbox_messages,
+                };
+                session::run_session(sink, stream, context).await;
+            })
+        })
+}

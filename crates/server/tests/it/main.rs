@@ -1,0 +1,11 @@
+//! Integration tests: a real server on 127.0.0.1:0, real WebSocket and HTTP sockets.
+
+mod common;
+
+mod auth;
+mod bad_input;
+mod ops;
+mod ordering;
+mod range;
+mod rest;
+mod shutdown;

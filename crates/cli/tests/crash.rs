@@ -1,0 +1,199 @@
+//! Crash safety of the real binary: with `--durability sync`, every write the server
+//! acknowledged survives `kill -9`, cycle after cycle, while writes are in flight.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, Notify};
+use tokio_tungstenite::tungstenite::Message;
+
+const KEY: &str = "crash-test-key";
+const CYCLES: usize = 5;
+const WRITERS: usize = 4;
+/// Acknowledged writes per cycle before the kill; writers keep going meanwhile.
+const ACKS_BEFORE_KILL: usize = 1000;
+
+/// A running `ripplekv` process and the lines it has logged.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: mpsc::UnboundedReceiver<String>,
+}
+
+async fn start(data_dir: &Path) -> Result<Server> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ripplekv"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--api-key", KEY, "--durability", "sync"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let (lines, mut log) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = reader.next_line().await {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = log.recv().await {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                return rest.split_whitespace().next().map(str::parse::<SocketAddr>);
+            }
+        }
+        None
+    })
+    .await
+    .context("server did not start in time")?
+    .ok_or_else(|| anyhow!("server exited before listening"))??;
+    Ok(Server { child, addr, log })
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(addr: SocketAddr) -> Result<Socket> {
+    Ok(tokio_tungstenite::connect_async(format!("ws://{addr}/ws?apiKey={KEY}")).await?.0)
+}
+
+async fn request(socket: &mut Socket, body: Value) -> Result<Value> {
+    socket.send(Message::text(body.to_string())).await?;
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(text.as_str())?),
+            Some(Ok(_)) => continue,
+            Some(Err(err)) => return Err(err.into()),
+            None => bail!("connection closed"),
+        }
+    }
+}
+
+/// What writers had acknowledged: SET keys, and per counter the highest value seen.
+#[derive(Default)]
+struct Acked {
+    keys: Vec<String>,
+    counters: Vec<(String, i64)>,
+}
+
+/// Writes until the connection breaks; records every acknowledged write.
+async fn writer(addr: SocketAddr, name: String, acked: Arc<Mutex<Acked>>, count: Arc<AtomicUsize>, enough: Arc<Notify>) {
+    let Ok(mut socket) = connect(addr).await else { return };
+    let counter = format!("{name}-counter");
+    for i in 0.. {
+        let key = format!("{name}-{i}");
+        let Ok(reply) = request(&mut socket, json!({"op": 2, "key": key, "value": format!("value-{i}")})).await else {
+            return;
+        };
+        assert_eq!(reply["code"], 200, "{reply}");
+        acked.lock().unwrap_or_else(|e| e.into_inner()).keys.push(key);
+        let Ok(reply) = request(&mut socket, json!({"op": 6, "key": counter, "value": 1})).await else {
+            return;
+        };
+        let value = reply["newValue"].as_i64().unwrap_or_default();
+        acked.lock().unwrap_or_else(|e| e.into_inner()).counters.push((counter.clone(), value));
+        if count.fetch_add(2, Ordering::SeqCst) + 2 >= ACKS_BEFORE_KILL {
+            enough.notify_one();
+        }
+    }
+}
+
+async fn verify(addr: SocketAddr, acked: &Acked) -> Result<()> {
+    let mut socket = connect(addr).await?;
+    for key in &acked.keys {
+        let reply = request(&mut socket, json!({"op": 1, "key": key})).await?;
+        assert_eq!(reply["code"], 200, "acknowledged write {key} was lost: {reply}");
+        let suffix = key.rsplit('-').next().unwrap_or_default();
+        assert_eq!(reply["value"], format!("value-{suffix}"));
+    }
+    for (counter, value) in &acked.counters {
+        let reply = request(&mut socket, json!({"op": 1, "key": counter})).await?;
+        let stored: i64 = reply["value"].as_str().unwrap_or("0").parse()?;
+        assert!(stored >= *value, "{counter} acknowledged {value} but holds {stored}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_kill_9() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    for cycle in 0..CYCLES {
+        let mut server = start(dir.path()).await?;
+        verify(server.addr, &acked.lock().unwrap_or_else(|e| e.into_inner())).await?;
+        let count = Arc::new(AtomicUsize::new(0));
+        let enough = Arc::new(Notify::new());
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                tokio::spawn(writer(
+                    server.addr,
+                    format!("c{cycle}-w{w}"),
+                    Arc::clone(&acked),
+                    Arc::clone(&count),
+                    Arc::clone(&enough),
+                ))
+            })
+            .collect();
+        tokio::time::timeout(Duration::from_secs(60), enough.notified())
+            .await
+            .context("writers made no progress")?;
+        // SIGKILL while the writers are still sending.
+        server.child.kill().await?;
+        for writer in writers {
+            writer.await?;
+        }
+    }
+    let mut server = start(dir.path()).await?;
+    let acked = acked.lock().unwrap_or_else(|e| e.into_inner());
+    verify(server.addr, &acked).await?;
+    println!(
+        "checked {} acknowledged SETs and {} acknowledged ATOMICs across {CYCLES} kill -9 cycles",
+        acked.keys.len(),
+        acked.counters.len()
+    );
+    assert!(acked.keys.len() >= CYCLES * ACKS_BEFORE_KILL / 2);
+
+    // A clean SIGTERM stop logs the group-commit figures of a concurrent burst.
+    let burst: Vec<_> = (0..16)
+        .map(|w| {
+            let addr = server.addr;
+            tokio::spawn(async move {
+                let mut socket = connect(addr).await?;
+                for i in 0..50 {
+                    request(&mut socket, json!({"op": 2, "key": format!("burst-{w}-{i}"), "value": "v"})).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in burst {
+        task.await??;
+    }
+    let pid = server.child.id().context("no pid")?;
+    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(30), server.child.wait()).await??;
+    assert!(exit.success(), "clean shutdown must exit 0, got {exit}");
+    let mut closed = None;
+    while let Some(line) = server.log.recv().await {
+        if line.contains("store closed") {
+            closed = Some(line);
+        }
+    }
+    let closed = closed.context("no 'store closed' line after SIGTERM")?;
+    println!("group commit during an 800-write burst from 16 connections: {closed}");
+    Ok(())
+}

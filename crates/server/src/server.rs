@@ -10,6 +10,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use axum::serve::ListenerExt;
 use ripplekv_core::Store;
 use tokio::net::TcpListener;
 
@@ -37,6 +38,13 @@ pub async fn run(
         }
     };
     let router = http::router(state.clone());
+    // Replies are small frames written as soon as they are ready; Nagle's algorithm
+    // would hold a second one back until the first is acknowledged.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
     let mut served = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(signal)

@@ -1,6 +1,9 @@
 //! Crash safety of the real binary: with `--durability sync`, every write the server
 //! acknowledged survives `kill -9`, cycle after cycle, while writes are in flight.
 
+// Test helpers panic on unexpected failures; that is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
@@ -83,7 +86,7 @@ async fn request(socket: &mut Socket, body: Value) -> Result<Value> {
 }
 
 /// What writers had acknowledged: SET keys, and per counter the highest value seen.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Acked {
     keys: Vec<String>,
     counters: Vec<(String, i64)>,
@@ -133,7 +136,8 @@ async fn acknowledged_writes_survive_kill_9() -> Result<()> {
     let acked = Arc::new(Mutex::new(Acked::default()));
     for cycle in 0..CYCLES {
         let mut server = start(dir.path()).await?;
-        verify(server.addr, &acked.lock().unwrap_or_else(|e| e.into_inner())).await?;
+        let snapshot = acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        verify(server.addr, &snapshot).await?;
         let count = Arc::new(AtomicUsize::new(0));
         let enough = Arc::new(Notify::new());
         let writers: Vec<_> = (0..WRITERS)
@@ -157,7 +161,7 @@ async fn acknowledged_writes_survive_kill_9() -> Result<()> {
         }
     }
     let mut server = start(dir.path()).await?;
-    let acked = acked.lock().unwrap_or_else(|e| e.into_inner());
+    let acked = acked.lock().unwrap_or_else(|e| e.into_inner()).clone();
     verify(server.addr, &acked).await?;
     println!(
         "checked {} acknowledged SETs and {} acknowledged ATOMICs across {CYCLES} kill -9 cycles",

@@ -1,6 +1,9 @@
 //! One conformance suite, run against every backend: the same writes must give the
 //! same results, revisions and ranges whatever the storage.
 
+// Test helpers panic on unexpected failures; that is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use ripplekv_core::{ChangeOp, Error, Limits, Mutation, Store, WriteOp};

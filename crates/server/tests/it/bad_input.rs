@@ -310,12 +310,10 @@ async fn oversize_frames_are_refused_by_the_websocket_layer() -> Result<()> {
         "x".repeat(4 * 1024 * 1024)
     );
     let _ = ws.send_text(&huge).await; // the server may close before the whole frame is written
-    let closed = loop {
-        match ws.next_message().await {
-            Ok(Message::Close(frame)) => break frame,
-            Ok(other) => panic!("expected a close frame, got {other:?}"),
-            Err(err) => panic!("expected a close frame, got error {err}"),
-        }
+    let closed = match ws.next_message().await {
+        Ok(Message::Close(frame)) => frame,
+        Ok(other) => panic!("expected a close frame, got {other:?}"),
+        Err(err) => panic!("expected a close frame, got error {err}"),
     };
     let CloseFrame { code, .. } = closed.expect("close frame with a code");
     assert_eq!(u16::from(code), 1009);

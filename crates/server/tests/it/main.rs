@@ -1,5 +1,8 @@
 //! Integration tests: a real server on 127.0.0.1:0, real WebSocket and HTTP sockets.
 
+// Test helpers panic on unexpected failures; that is how a test fails.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 mod auth;

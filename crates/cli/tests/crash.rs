@@ -34,7 +34,15 @@ struct Server {
 
 async fn start(data_dir: &Path) -> Result<Server> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ripplekv"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--api-key", KEY, "--durability", "sync"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-key",
+            KEY,
+            "--durability",
+            "sync",
+        ])
         .arg("--data-dir")
         .arg(data_dir)
         .env("RUST_LOG", "info")
@@ -67,10 +75,15 @@ async fn start(data_dir: &Path) -> Result<Server> {
     Ok(Server { child, addr, log })
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(addr: SocketAddr) -> Result<Socket> {
-    Ok(tokio_tungstenite::connect_async(format!("ws://{addr}/ws?apiKey={KEY}")).await?.0)
+    Ok(
+        tokio_tungstenite::connect_async(format!("ws://{addr}/ws?apiKey={KEY}"))
+            .await?
+            .0,
+    )
 }
 
 async fn request(socket: &mut Socket, body: Value) -> Result<Value> {
@@ -93,21 +106,43 @@ struct Acked {
 }
 
 /// Writes until the connection breaks; records every acknowledged write.
-async fn writer(addr: SocketAddr, name: String, acked: Arc<Mutex<Acked>>, count: Arc<AtomicUsize>, enough: Arc<Notify>) {
-    let Ok(mut socket) = connect(addr).await else { return };
+async fn writer(
+    addr: SocketAddr,
+    name: String,
+    acked: Arc<Mutex<Acked>>,
+    count: Arc<AtomicUsize>,
+    enough: Arc<Notify>,
+) {
+    let Ok(mut socket) = connect(addr).await else {
+        return;
+    };
     let counter = format!("{name}-counter");
     for i in 0.. {
         let key = format!("{name}-{i}");
-        let Ok(reply) = request(&mut socket, json!({"op": 2, "key": key, "value": format!("value-{i}")})).await else {
+        let Ok(reply) = request(
+            &mut socket,
+            json!({"op": 2, "key": key, "value": format!("value-{i}")}),
+        )
+        .await
+        else {
             return;
         };
         assert_eq!(reply["code"], 200, "{reply}");
-        acked.lock().unwrap_or_else(|e| e.into_inner()).keys.push(key);
-        let Ok(reply) = request(&mut socket, json!({"op": 6, "key": counter, "value": 1})).await else {
+        acked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys
+            .push(key);
+        let Ok(reply) = request(&mut socket, json!({"op": 6, "key": counter, "value": 1})).await
+        else {
             return;
         };
         let value = reply["newValue"].as_i64().unwrap_or_default();
-        acked.lock().unwrap_or_else(|e| e.into_inner()).counters.push((counter.clone(), value));
+        acked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .counters
+            .push((counter.clone(), value));
         if count.fetch_add(2, Ordering::SeqCst) + 2 >= ACKS_BEFORE_KILL {
             enough.notify_one();
         }
@@ -118,14 +153,20 @@ async fn verify(addr: SocketAddr, acked: &Acked) -> Result<()> {
     let mut socket = connect(addr).await?;
     for key in &acked.keys {
         let reply = request(&mut socket, json!({"op": 1, "key": key})).await?;
-        assert_eq!(reply["code"], 200, "acknowledged write {key} was lost: {reply}");
+        assert_eq!(
+            reply["code"], 200,
+            "acknowledged write {key} was lost: {reply}"
+        );
         let suffix = key.rsplit('-').next().unwrap_or_default();
         assert_eq!(reply["value"], format!("value-{suffix}"));
     }
     for (counter, value) in &acked.counters {
         let reply = request(&mut socket, json!({"op": 1, "key": counter})).await?;
         let stored: i64 = reply["value"].as_str().unwrap_or("0").parse()?;
-        assert!(stored >= *value, "{counter} acknowledged {value} but holds {stored}");
+        assert!(
+            stored >= *value,
+            "{counter} acknowledged {value} but holds {stored}"
+        );
     }
     Ok(())
 }
@@ -177,7 +218,11 @@ async fn acknowledged_writes_survive_kill_9() -> Result<()> {
             tokio::spawn(async move {
                 let mut socket = connect(addr).await?;
                 for i in 0..50 {
-                    request(&mut socket, json!({"op": 2, "key": format!("burst-{w}-{i}"), "value": "v"})).await?;
+                    request(
+                        &mut socket,
+                        json!({"op": 2, "key": format!("burst-{w}-{i}"), "value": "v"}),
+                    )
+                    .await?;
                 }
                 anyhow::Ok(())
             })
@@ -187,7 +232,9 @@ async fn acknowledged_writes_survive_kill_9() -> Result<()> {
         task.await??;
     }
     let pid = server.child.id().context("no pid")?;
-    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
     assert!(status.success());
     let exit = tokio::time::timeout(Duration::from_secs(30), server.child.wait()).await??;
     assert!(exit.success(), "clean shutdown must exit 0, got {exit}");

@@ -27,8 +27,8 @@ step "compatibility: official @hpkv SDKs against the real binary"
 
 step "Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
+  cargo test --workspace --locked --doc # nextest does not run doc-tests
   cargo nextest run --workspace --locked --no-fail-fast
-  cargo test --workspace --locked --doc
 else
   cargo test --workspace --locked --no-fail-fast
 fi

@@ -1,18 +1,12 @@
 //! ATOMIC (op 6): add a signed 64-bit delta to a stored decimal integer (a missing
 //! key counts as 0). Non-numeric stored values and overflow are 400 and change nothing.
 
-use ripplekv_core::{Change, Error, Mutation, WriteOp};
+use ripplekv_core::{Change, Error, WriteOp};
 
 use super::Ops;
 
 impl Ops {
     pub(crate) async fn atomic(&self, key: String, delta: i64) -> Result<Change, Error> {
-        self.limits.check_key(&key)?;
-        self.store
-            .write(Mutation {
-                key,
-                op: WriteOp::Atomic(delta),
-            })
-            .await
+        self.commit(key, WriteOp::Atomic(delta)).await
     }
 }

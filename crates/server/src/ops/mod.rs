@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use ripplekv_core::{Limits, Store};
+use ripplekv_core::{Change, Error, Limits, Mutation, Store, WriteOp};
 
 mod atomic;
 mod delete;
@@ -29,5 +29,14 @@ impl Ops {
 
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Checks the key (and the value, if the write carries one), then commits.
+    async fn commit(&self, key: String, op: WriteOp) -> Result<Change, Error> {
+        self.limits.check_key(&key)?;
+        if let WriteOp::Set(value) | WriteOp::Patch(value) = &op {
+            self.limits.check_value(value)?;
+        }
+        self.store.write(Mutation { key, op }).await
     }
 }

@@ -130,3 +130,85 @@ fn close_for(err: axum::Error) -> Message {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures_util::stream;
+    use ripplekv_core::Limits;
+    use ripplekv_storage::MemoryStore;
+    use tokio_util::sync::PollSender;
+
+    use super::*;
+
+    fn context() -> SessionContext {
+        SessionContext {
+            ops: Ops::new(
+                Arc::new(MemoryStore::new(Limits::default())),
+                Limits::default(),
+            ),
+            shutdown: CancellationToken::new(),
+            outbox_messages: 4,
+        }
+    }
+
+    fn text(message: Option<Message>) -> String {
+        match message {
+            Some(Message::Text(text)) => text.as_str().to_owned(),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_in_order_then_closes_with_1001_on_shutdown() {
+        let context = context();
+        let shutdown = context.shutdown.clone();
+        let frames = [
+            r#"{"op":"set","key":"k","value":"v","messageId":1}"#,
+            r#"{"op":"get","key":"k","messageId":2}"#,
+        ];
+        let incoming = stream::iter(frames.map(|frame| Ok(Message::Text(frame.into()))))
+            .chain(stream::pending());
+        let (sink, mut sent) = mpsc::channel(16);
+        let session = tokio::spawn(run_session(PollSender::new(sink), incoming, context));
+        assert!(text(sent.recv().await).contains(r#""messageId":1"#));
+        let reply = text(sent.recv().await);
+        assert!(reply.contains(r#""value":"v""#) && reply.contains(r#""messageId":2"#));
+        shutdown.cancel();
+        match sent.recv().await {
+            Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CLOSE_GOING_AWAY),
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+        session.await.unwrap();
+    }
+
+    // The clock is paused: the sleep below ends only once every other task is idle,
+    // which is exactly "the session has stalled", without guessing a duration.
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_does_not_read_stops_the_session_reading() {
+        let context = context();
+        let shutdown = context.shutdown.clone();
+        // 100 requests, but the socket accepts only one frame and is never drained.
+        let frames: Vec<_> = (0..100)
+            .map(|i| {
+                Ok(Message::Text(
+                    format!(r#"{{"op":"atomic","key":"n","value":1,"messageId":{i}}}"#).into(),
+                ))
+            })
+            .collect();
+        let store = Arc::clone(context.ops.store());
+        let (sink, _unread) = mpsc::channel(1);
+        let session = tokio::spawn(run_session(
+            PollSender::new(sink),
+            stream::iter(frames),
+            context,
+        ));
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        // One frame in the socket, one being written, four queued, one being handled.
+        let applied = store.revision();
+        assert!((1..10).contains(&applied), "{applied} requests applied");
+        shutdown.cancel();
+        session.abort();
+    }
+}

@@ -2,10 +2,11 @@
 //! embedded durable storage; see `ripplekv --help` for the flags.
 //!
 //! This file only parses the command line and hands over: [`settings`] layers
-//! defaults, the TOML file, environment and flags into validated settings, [`api_key`]
-//! provides a key when none is configured, and [`serve`] runs the server.
+//! defaults, the TOML file, environment and flags into validated settings, [`secrets`]
+//! provides an API key and a token secret when none are configured, and [`serve`] runs
+//! the server.
 
-mod api_key;
+mod secrets;
 mod serve;
 mod settings;
 

@@ -8,7 +8,7 @@ use ripplekv_storage::RedbStore;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-use crate::api_key;
+use crate::secrets;
 use crate::settings::ServeArgs;
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -30,12 +30,21 @@ pub fn main(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn serve(settings: crate::settings::Settings) -> anyhow::Result<()> {
     let api_keys = if settings.api_keys.is_empty() {
-        vec![api_key::load_or_generate(&settings.data_dir)?]
+        vec![secrets::api_key(&settings.data_dir)?]
     } else {
         settings.api_keys.clone()
     };
-    let store = RedbStore::open(&settings.data_dir, settings.durability, settings.limits)
-        .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
+    let token_secret = match &settings.token_secret {
+        Some(secret) => secret.clone(),
+        None => secrets::token_secret(&settings.data_dir)?,
+    };
+    let store = RedbStore::open_with(
+        &settings.data_dir,
+        settings.durability,
+        settings.limits,
+        settings.retention,
+    )
+    .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
     tracing::info!(
         data_dir = %settings.data_dir.display(),
         durability = ?settings.durability,
@@ -47,8 +56,11 @@ async fn serve(settings: crate::settings::Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let address = listener.local_addr()?;
     tracing::info!("listening on http://{address} (WebSocket at ws://{address}/ws)");
-    let mut config = ServerConfig::new(api_keys);
+    let mut config = ServerConfig::new(api_keys, token_secret.into_bytes());
     config.limits = settings.limits;
+    config.token_lifetime = settings.token_lifetime;
+    config.outbox_messages = settings.outbox_messages;
+    config.outbox_bytes = settings.outbox_bytes;
     ripplekv_server::run(config, Arc::new(store), listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

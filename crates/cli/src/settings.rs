@@ -5,11 +5,12 @@
 //! of the program only sees a well-formed [`Settings`].
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use ripplekv_core::limits::{DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES};
-use ripplekv_core::Limits;
+use ripplekv_core::{Limits, Retention};
 use ripplekv_storage::Durability;
 use serde::Deserialize;
 
@@ -25,8 +26,8 @@ const MAX_KEY_LIMIT: usize = 64 * 1024;
 /// Flags of `ripplekv serve`; each has an environment twin.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML file with any of: listen, data_dir, api_keys, durability, max_value_bytes,
-    /// max_key_bytes.
+    /// TOML file with any of the settings below, named with underscores
+    /// (listen, data_dir, api_keys, durability, max_value_bytes, ...).
     #[arg(long, env = "RIPPLEKV_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:3000].
@@ -54,6 +55,25 @@ pub struct ServeArgs {
     /// Longest key in bytes [default: 512].
     #[arg(long, env = "RIPPLEKV_MAX_KEY_BYTES", value_name = "BYTES")]
     max_key_bytes: Option<usize>,
+    /// Secret that signs WebSocket tokens; servers sharing it accept each other's tokens.
+    /// Without one, a secret is generated once and kept in the data directory.
+    #[arg(long, env = "RIPPLEKV_TOKEN_SECRET", value_name = "SECRET")]
+    token_secret: Option<String>,
+    /// Lifetime of issued tokens, in seconds [default: 7200].
+    #[arg(long, env = "RIPPLEKV_TOKEN_TTL", value_name = "SECONDS")]
+    token_ttl: Option<u64>,
+    /// Changes kept for `since` replays [default: 100000].
+    #[arg(long, env = "RIPPLEKV_CHANGELOG_MAX_ENTRIES", value_name = "COUNT")]
+    changelog_max_entries: Option<u64>,
+    /// Age after which changes are dropped from the replay log, in seconds [default: 86400].
+    #[arg(long, env = "RIPPLEKV_CHANGELOG_MAX_AGE", value_name = "SECONDS")]
+    changelog_max_age: Option<u64>,
+    /// Frames one connection may have queued before it is a slow consumer [default: 1024].
+    #[arg(long, env = "RIPPLEKV_OUTBOX_MESSAGES", value_name = "COUNT")]
+    outbox_messages: Option<usize>,
+    /// Bytes one connection may have queued before it is a slow consumer [default: 8388608].
+    #[arg(long, env = "RIPPLEKV_OUTBOX_BYTES", value_name = "BYTES")]
+    outbox_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, Deserialize)]
@@ -73,6 +93,12 @@ struct FileSettings {
     durability: Option<DurabilityArg>,
     max_value_bytes: Option<usize>,
     max_key_bytes: Option<usize>,
+    token_secret: Option<String>,
+    token_ttl: Option<u64>,
+    changelog_max_entries: Option<u64>,
+    changelog_max_age: Option<u64>,
+    outbox_messages: Option<usize>,
+    outbox_bytes: Option<usize>,
 }
 
 /// Validated settings of one server run.
@@ -84,6 +110,12 @@ pub struct Settings {
     pub api_keys: Vec<String>,
     pub durability: Durability,
     pub limits: Limits,
+    /// Configured token secret; `None` means "use the generated one".
+    pub token_secret: Option<String>,
+    pub token_lifetime: Duration,
+    pub retention: Retention,
+    pub outbox_messages: usize,
+    pub outbox_bytes: usize,
 }
 
 impl ServeArgs {
@@ -125,6 +157,26 @@ impl ServeArgs {
                     .or(file.max_value_bytes)
                     .unwrap_or(DEFAULT_MAX_VALUE_BYTES),
             },
+            token_secret: self.token_secret.or(file.token_secret),
+            token_lifetime: Duration::from_secs(self.token_ttl.or(file.token_ttl).unwrap_or(7200)),
+            retention: Retention {
+                max_entries: self
+                    .changelog_max_entries
+                    .or(file.changelog_max_entries)
+                    .unwrap_or(Retention::default().max_entries),
+                max_age: self
+                    .changelog_max_age
+                    .or(file.changelog_max_age)
+                    .map_or(Retention::default().max_age, Duration::from_secs),
+            },
+            outbox_messages: self
+                .outbox_messages
+                .or(file.outbox_messages)
+                .unwrap_or(1024),
+            outbox_bytes: self
+                .outbox_bytes
+                .or(file.outbox_bytes)
+                .unwrap_or(8 * 1024 * 1024),
         };
         settings.validate()?;
         Ok(settings)
@@ -157,6 +209,22 @@ impl Settings {
         }
         if !(1..=MAX_KEY_LIMIT).contains(&self.limits.max_key_bytes) {
             bail!("max_key_bytes must be between 1 and {MAX_KEY_LIMIT}");
+        }
+        if self
+            .token_secret
+            .as_ref()
+            .is_some_and(|secret| secret.len() < 16)
+        {
+            bail!("token_secret must be at least 16 characters");
+        }
+        if self.token_lifetime.is_zero() {
+            bail!("token_ttl must be at least 1 second");
+        }
+        if self.retention.max_entries == 0 {
+            bail!("changelog_max_entries must be at least 1");
+        }
+        if self.outbox_messages == 0 || self.outbox_bytes == 0 {
+            bail!("outbox_messages and outbox_bytes must be at least 1");
         }
         Ok(())
     }

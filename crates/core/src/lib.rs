@@ -10,9 +10,13 @@
 pub mod error;
 pub mod limits;
 pub mod mutation;
+pub mod pattern;
 pub mod store;
 
 pub use error::Error;
 pub use limits::Limits;
 pub use mutation::{apply, plan, Applied, Change, ChangeOp, Mutation, Planned, WriteOp};
-pub use store::{now_ms, RangePage, Record, Revision, Store};
+pub use pattern::{Pattern, PatternKind};
+pub use store::{
+    now_ms, ChangeSink, ChangesSince, RangePage, Record, Retention, Revision, SinkSlot, Store,
+};

@@ -52,6 +52,28 @@ pub enum ChangeOp {
 }
 
 impl ChangeOp {
+    /// A stable number for storage.
+    pub fn code(self) -> u8 {
+        match self {
+            ChangeOp::Set => 1,
+            ChangeOp::Patch => 2,
+            ChangeOp::Delete => 3,
+            ChangeOp::Atomic => 4,
+        }
+    }
+
+    /// The op stored as `code`.
+    pub fn from_code(code: u8) -> Option<ChangeOp> {
+        [
+            ChangeOp::Set,
+            ChangeOp::Patch,
+            ChangeOp::Delete,
+            ChangeOp::Atomic,
+        ]
+        .into_iter()
+        .find(|op| op.code() == code)
+    }
+
     /// The lowercase name used on the wire.
     pub fn name(self) -> &'static str {
         match self {

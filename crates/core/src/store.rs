@@ -6,6 +6,8 @@
 //! store-wide revision it was given. Revisions are strictly increasing across the
 //! whole store, never reused, and survive restarts.
 
+use std::sync::{Arc, PoisonError, RwLock};
+
 use async_trait::async_trait;
 
 use crate::{Change, Error, Mutation};
@@ -29,6 +31,33 @@ pub struct RangePage {
     pub truncated: bool,
 }
 
+/// The answer to "what changed after revision R?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangesSince {
+    /// The changes after R, oldest first (possibly fewer than asked, if the end was reached).
+    Changes(Vec<Change>),
+    /// Changes after R are no longer all retained; the oldest retained is after `floor`.
+    TooOld { floor: Revision },
+}
+
+/// How much of the change log a store keeps for `since` replays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at most this many of the latest changes.
+    pub max_entries: u64,
+    /// Drop changes older than this.
+    pub max_age: std::time::Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_entries: 100_000,
+            max_age: std::time::Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
 /// A key-value backend. Implementations are cheap to share behind an `Arc`.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
@@ -43,11 +72,50 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// their futures are polled to completion one after another.
     async fn write(&self, mutation: Mutation) -> Result<Change, Error>;
 
+    /// Committed changes with a revision above `after`, oldest first, at most `limit`.
+    async fn changes_since(&self, after: Revision, limit: usize) -> Result<ChangesSince, Error>;
+
     /// The revision of the latest committed change (0 for an empty new store).
     fn revision(&self) -> Revision;
 
     /// Finishes every write already submitted, makes it durable, and refuses new ones.
     async fn close(&self) -> Result<(), Error>;
+
+    /// Sets where committed changes are published (replacing any earlier sink).
+    fn set_change_sink(&self, sink: Arc<dyn ChangeSink>);
+}
+
+/// Receives every committed change, in commit order, before the writers are answered.
+///
+/// Stores call it from their commit path, so it must not block: the fan-out hub only
+/// matches keys and queues frames.
+pub trait ChangeSink: Send + Sync + std::fmt::Debug {
+    fn publish(&self, changes: &[Change]);
+}
+
+/// The slot a store keeps its sink in.
+#[derive(Debug, Default)]
+pub struct SinkSlot(RwLock<Option<Arc<dyn ChangeSink>>>);
+
+impl SinkSlot {
+    pub fn set(&self, sink: Arc<dyn ChangeSink>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Some(sink);
+    }
+
+    /// Publishes `changes` if a sink is set and there is anything to publish.
+    pub fn publish(&self, changes: &[Change]) {
+        if changes.is_empty() {
+            return;
+        }
+        if let Some(sink) = self
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            sink.publish(changes);
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch, for change timestamps.

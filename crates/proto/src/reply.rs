@@ -135,6 +135,60 @@ fn internal_error() -> String {
     r#"{"code":500,"error":"Internal server error"}"#.to_owned()
 }
 
+/// A change notification (PROTOCOL.md A5, with part B's `op` and `revision`):
+/// `{"type":"notification","key":K,"value":V|null,"timestamp":T,"op":O,"revision":R}`
+pub fn notification(
+    key: &str,
+    value: Option<&str>,
+    timestamp_ms: u64,
+    op: &str,
+    revision: u64,
+) -> String {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        key: &'a str,
+        value: Option<&'a str>,
+        timestamp: u64,
+        op: &'a str,
+        revision: u64,
+    }
+    serde_json::to_string(&Body {
+        kind: "notification",
+        key,
+        value,
+        timestamp: timestamp_ms,
+        op,
+        revision,
+    })
+    .unwrap_or_else(|_| internal_error())
+}
+
+/// Sent instead of a replay when `since` is older than the retained change log:
+/// `{"type":"resync","revision":R}`; the client should re-read what it watches.
+pub fn resync(revision: u64) -> String {
+    format!(r#"{{"type":"resync","revision":{revision}}}"#)
+}
+
+/// `{"code":200,"success":true,"patterns":[...],"revision":R}` for (un)subscribe.
+pub fn subscribed(patterns: &[String], revision: u64, message_id: Option<&RawValue>) -> String {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        success: bool,
+        patterns: &'a [String],
+        revision: u64,
+    }
+    success(
+        Body {
+            success: true,
+            patterns,
+            revision,
+        },
+        message_id,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

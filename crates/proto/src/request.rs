@@ -16,6 +16,8 @@ pub enum Op {
     Delete,
     Range,
     Atomic,
+    Subscribe,
+    Unsubscribe,
 }
 
 impl Op {
@@ -44,6 +46,8 @@ impl Op {
             "delete" => Ok(Op::Delete),
             "range" => Ok(Op::Range),
             "atomic" => Ok(Op::Atomic),
+            "subscribe" => Ok(Op::Subscribe),
+            "unsubscribe" => Ok(Op::Unsubscribe),
             _ => Err(format!("Unknown operation: {name:?}")),
         }
     }
@@ -83,18 +87,28 @@ pub enum RequestBody {
         key: String,
         delta: i64,
     },
+    /// Part B: start receiving notifications for `patterns`, replaying from `since`.
+    Subscribe {
+        patterns: Vec<String>,
+        since: Option<u64>,
+    },
+    /// Part B: stop receiving notifications for `patterns`.
+    Unsubscribe {
+        patterns: Vec<String>,
+    },
 }
 
 impl RequestBody {
-    /// The key the request is about (the start key for RANGE).
-    pub fn key(&self) -> &str {
+    /// The key the request is about (the start key for RANGE), if it has one.
+    pub fn key(&self) -> Option<&str> {
         match self {
             RequestBody::Get { key }
             | RequestBody::Set { key, .. }
             | RequestBody::Patch { key, .. }
             | RequestBody::Delete { key }
             | RequestBody::Range { key, .. }
-            | RequestBody::Atomic { key, .. } => key,
+            | RequestBody::Atomic { key, .. } => Some(key),
+            RequestBody::Subscribe { .. } | RequestBody::Unsubscribe { .. } => None,
         }
     }
 }
@@ -122,6 +136,10 @@ struct Fields<'a> {
     end_key: Option<&'a RawValue>,
     #[serde(borrow)]
     limit: Option<&'a RawValue>,
+    #[serde(borrow)]
+    patterns: Option<&'a RawValue>,
+    #[serde(borrow)]
+    since: Option<&'a RawValue>,
 }
 
 /// Parses one text frame.
@@ -146,6 +164,28 @@ pub fn parse_request(text: &str) -> Result<Request, RequestError> {
 
 fn parse_body(fields: &Fields, key_seen: &mut Option<String>) -> Result<RequestBody, String> {
     let op = Op::from_raw(fields.op.ok_or("Missing field 'op'")?)?;
+    match op {
+        Op::Subscribe => {
+            return Ok(RequestBody::Subscribe {
+                patterns: patterns(fields.patterns)?,
+                since: fields
+                    .since
+                    .map(|raw| {
+                        integer("since", raw).and_then(|since| {
+                            u64::try_from(since)
+                                .map_err(|_| "Field 'since' must not be negative".to_owned())
+                        })
+                    })
+                    .transpose()?,
+            })
+        }
+        Op::Unsubscribe => {
+            return Ok(RequestBody::Unsubscribe {
+                patterns: patterns(fields.patterns)?,
+            })
+        }
+        _ => {}
+    }
     let key = string_field("key", fields.key)?;
     *key_seen = Some(key.clone());
     Ok(match op {
@@ -173,7 +213,18 @@ fn parse_body(fields: &Fields, key_seen: &mut Option<String>) -> Result<RequestB
                     .ok_or("Missing field 'value' (the integer delta for ATOMIC)")?,
             )?,
         },
+        Op::Subscribe | Op::Unsubscribe => unreachable!("handled above"),
     })
+}
+
+/// A non-empty array of pattern strings.
+fn patterns(raw: Option<&RawValue>) -> Result<Vec<String>, String> {
+    let raw = raw.ok_or("Missing field 'patterns'")?;
+    let patterns = crate::rest::string_list("patterns", Some(raw))?;
+    if patterns.is_empty() {
+        return Err("Field 'patterns' must not be empty".to_owned());
+    }
+    Ok(patterns)
 }
 
 pub(crate) fn string_field(name: &str, raw: Option<&RawValue>) -> Result<String, String> {
@@ -280,6 +331,36 @@ mod tests {
                 end_key: "b".into(),
                 limit: Some(5)
             }
+        );
+    }
+
+    #[test]
+    fn subscriptions() {
+        assert_eq!(
+            ok(r#"{"op":"subscribe","patterns":["a*","b"],"since":5}"#),
+            RequestBody::Subscribe {
+                patterns: vec!["a*".into(), "b".into()],
+                since: Some(5)
+            }
+        );
+        assert_eq!(
+            ok(r#"{"op":"unsubscribe","patterns":["a*"]}"#),
+            RequestBody::Unsubscribe {
+                patterns: vec!["a*".into()]
+            }
+        );
+        assert_eq!(err(r#"{"op":"subscribe"}"#), "Missing field 'patterns'");
+        assert_eq!(
+            err(r#"{"op":"subscribe","patterns":[]}"#),
+            "Field 'patterns' must not be empty"
+        );
+        assert_eq!(
+            err(r#"{"op":"subscribe","patterns":"a"}"#),
+            "Field 'patterns' must be an array of strings"
+        );
+        assert_eq!(
+            err(r#"{"op":"subscribe","patterns":["a"],"since":-1}"#),
+            "Field 'since' must not be negative"
         );
     }
 

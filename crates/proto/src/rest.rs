@@ -24,6 +24,14 @@ pub struct AtomicBody {
     pub increment: i64,
 }
 
+/// `POST /token/websocket`: `{subscribeKeys?, subscribePatterns?, accessPattern?}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenBody {
+    /// `subscribeKeys` and `subscribePatterns`, in that order.
+    pub subscribe: Vec<String>,
+    pub access_pattern: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct Fields<'a> {
     #[serde(borrow)]
@@ -34,6 +42,12 @@ struct Fields<'a> {
     partial_update: Option<&'a RawValue>,
     #[serde(borrow)]
     increment: Option<&'a RawValue>,
+    #[serde(borrow, rename = "subscribeKeys")]
+    subscribe_keys: Option<&'a RawValue>,
+    #[serde(borrow, rename = "subscribePatterns")]
+    subscribe_patterns: Option<&'a RawValue>,
+    #[serde(borrow, rename = "accessPattern")]
+    access_pattern: Option<&'a RawValue>,
 }
 
 fn fields(body: &str) -> Result<Fields<'_>, String> {
@@ -68,6 +82,35 @@ pub fn parse_atomic_body(body: &str) -> Result<AtomicBody, String> {
     })
 }
 
+/// Parses the body of `POST /token/websocket`; an empty body grants nothing.
+pub fn parse_token_body(body: &str) -> Result<TokenBody, String> {
+    if body.trim().is_empty() {
+        return Ok(TokenBody::default());
+    }
+    let fields = fields(body)?;
+    let mut subscribe = string_list("subscribeKeys", fields.subscribe_keys)?;
+    subscribe.extend(string_list("subscribePatterns", fields.subscribe_patterns)?);
+    let access_pattern = match fields.access_pattern {
+        None => None,
+        Some(raw) => serde_json::from_str::<Option<String>>(raw.get())
+            .map_err(|_| "Field 'accessPattern' must be a string".to_owned())?,
+    };
+    Ok(TokenBody {
+        subscribe,
+        access_pattern,
+    })
+}
+
+/// An optional array of strings (`null` counts as absent).
+pub(crate) fn string_list(name: &str, raw: Option<&RawValue>) -> Result<Vec<String>, String> {
+    match raw {
+        None => Ok(Vec::new()),
+        Some(raw) => serde_json::from_str::<Option<Vec<String>>>(raw.get())
+            .map(Option::unwrap_or_default)
+            .map_err(|_| format!("Field '{name}' must be an array of strings")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +136,26 @@ mod tests {
         assert!(parse_record_body("")
             .unwrap_err()
             .starts_with("Invalid JSON"));
+    }
+
+    #[test]
+    fn token_bodies() {
+        let body = parse_token_body(
+            r#"{"subscribeKeys":["a"],"subscribePatterns":["b*"],"accessPattern":"^a|b*$","x":1}"#,
+        )
+        .unwrap();
+        assert_eq!(body.subscribe, ["a", "b*"]);
+        assert_eq!(body.access_pattern.as_deref(), Some("^a|b*$"));
+        assert_eq!(parse_token_body("").unwrap(), TokenBody::default());
+        assert_eq!(parse_token_body("{}").unwrap(), TokenBody::default());
+        assert_eq!(
+            parse_token_body(r#"{"subscribeKeys":"a"}"#).unwrap_err(),
+            "Field 'subscribeKeys' must be an array of strings"
+        );
+        assert_eq!(
+            parse_token_body(r#"{"accessPattern":5}"#).unwrap_err(),
+            "Field 'accessPattern' must be a string"
+        );
     }
 
     #[test]

@@ -1,14 +1,52 @@
-//! API keys and the credentials a request presents.
+//! API keys, tokens, and who a connection is.
 //!
 //! Keys are compared in constant time so response timing reveals nothing about a key.
 //! A WebSocket upgrade may carry `?apiKey=`, `?token=` or the `x-api-key` header; REST
-//! routes use the header. Tokens arrive with real-time subscriptions; until then any
-//! token is refused with 403, the code HPKV clients expect for a bad token.
+//! routes use the header. A bad or expired token is refused with 403 (what HPKV clients
+//! look for), a missing or bad API key with 401.
+
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode};
+use ripplekv_core::{now_ms, Error};
 use subtle::ConstantTimeEq;
 
+use crate::hub::Access;
+use crate::token::{CompiledToken, Tokens};
 use crate::urlcode;
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone)]
+pub(crate) enum Principal {
+    /// Connected with an API key: may do anything.
+    ApiKey,
+    /// Connected with a token: its access pattern and subscriptions.
+    Token(Arc<CompiledToken>),
+}
+
+impl Principal {
+    /// What the connection may read and write.
+    pub(crate) fn access(&self) -> Access {
+        match self {
+            Principal::ApiKey => Access::All,
+            Principal::Token(token) => token
+                .access
+                .clone()
+                .map_or(Access::Nothing, Access::Pattern),
+        }
+    }
+}
+
+impl Access {
+    /// 403 unless the key may be touched.
+    pub(crate) fn check(&self, key: &str) -> Result<(), Error> {
+        if self.allows(key) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden)
+        }
+    }
+}
 
 /// The configured API keys.
 #[derive(Debug)]
@@ -72,17 +110,21 @@ pub(crate) fn check_header(keys: &ApiKeys, headers: &HeaderMap) -> Result<(), Re
 /// Checks the credentials of a WebSocket upgrade: `?token=`, `?apiKey=`, or the header.
 pub(crate) fn check_upgrade(
     keys: &ApiKeys,
+    tokens: &Tokens,
     query: Option<&str>,
     headers: &HeaderMap,
-) -> Result<(), Refusal> {
+) -> Result<Principal, Refusal> {
     let params = urlcode::query_pairs(query.unwrap_or(""));
-    if params.iter().any(|(name, _)| name == "token") {
-        return Err(Refusal::InvalidToken);
+    if let Some((_, token)) = params.iter().find(|(name, _)| name == "token") {
+        return tokens
+            .verify(token, now_ms())
+            .map(Principal::Token)
+            .ok_or(Refusal::InvalidToken);
     }
     match params.iter().find(|(name, _)| name == "apiKey") {
-        Some((_, key)) if keys.accepts(key) => Ok(()),
+        Some((_, key)) if keys.accepts(key) => Ok(Principal::ApiKey),
         Some(_) => Err(Refusal::InvalidApiKey),
-        None => check_header(keys, headers),
+        None => check_header(keys, headers).map(|()| Principal::ApiKey),
     }
 }
 
@@ -103,22 +145,22 @@ mod tests {
     #[test]
     fn upgrade_credentials() {
         let keys = ApiKeys::new(vec!["k1".into()]);
+        let tokens = Tokens::new(b"s".to_vec(), std::time::Duration::from_secs(60));
         let none = HeaderMap::new();
-        assert_eq!(check_upgrade(&keys, Some("apiKey=k1"), &none), Ok(()));
+        let check = |query: Option<&str>, headers: &HeaderMap| {
+            check_upgrade(&keys, &tokens, query, headers).map(|p| matches!(p, Principal::ApiKey))
+        };
+        assert_eq!(check(Some("apiKey=k1"), &none), Ok(true));
         assert_eq!(
-            check_upgrade(&keys, Some("apiKey=nope"), &none),
+            check(Some("apiKey=nope"), &none),
             Err(Refusal::InvalidApiKey)
         );
-        assert_eq!(
-            check_upgrade(&keys, Some("token=abc"), &none),
-            Err(Refusal::InvalidToken)
-        );
-        assert_eq!(
-            check_upgrade(&keys, None, &none),
-            Err(Refusal::MissingCredentials)
-        );
+        assert_eq!(check(Some("token=abc"), &none), Err(Refusal::InvalidToken));
+        assert_eq!(check(None, &none), Err(Refusal::MissingCredentials));
+        let token = tokens.issue(vec![], Some("k*".into()), now_ms()).unwrap();
+        assert_eq!(check(Some(&format!("token={token}")), &none), Ok(false));
         let mut headers = HeaderMap::new();
         headers.insert("x-api-key", "k1".parse().unwrap());
-        assert_eq!(check_upgrade(&keys, None, &headers), Ok(()));
+        assert_eq!(check(None, &headers), Ok(true));
     }
 }

@@ -17,6 +17,13 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Frames that may wait in one connection's outgoing queue.
     pub outbox_messages: usize,
+    /// Bytes of notifications that may wait in one connection's outgoing queue; a
+    /// subscriber past either bound is closed as a slow consumer.
+    pub outbox_bytes: usize,
+    /// Secret that signs WebSocket tokens; nodes sharing it accept each other's tokens.
+    pub token_secret: Vec<u8>,
+    /// How long an issued token stays valid.
+    pub token_lifetime: Duration,
     /// How long shutdown waits for sessions to finish before closing the store anyway.
     pub shutdown_grace: Duration,
 }
@@ -28,12 +35,15 @@ pub const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
 pub const WS_WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
 impl ServerConfig {
-    /// A configuration with default limits, for the given keys.
-    pub fn new(api_keys: Vec<String>) -> Self {
+    /// A configuration with default limits, for the given keys and token secret.
+    pub fn new(api_keys: Vec<String>, token_secret: Vec<u8>) -> Self {
         ServerConfig {
             api_keys,
             limits: Limits::default(),
-            outbox_messages: 256,
+            outbox_messages: 1024,
+            outbox_bytes: 8 * 1024 * 1024,
+            token_secret,
+            token_lifetime: Duration::from_secs(2 * 3600),
             shutdown_grace: Duration::from_secs(10),
         }
     }

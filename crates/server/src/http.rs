@@ -30,6 +30,7 @@ pub(crate) fn router(state: AppState) -> Router {
                 .post(rest::post_record_path),
         )
         .route("/records", get(rest::get_records))
+        .route("/token/websocket", post(rest::post_token))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -43,6 +44,7 @@ async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "revision": state.ops().store().revision(),
+        "subscriptions": state.hub().len(),
     }))
 }
 

@@ -17,10 +17,12 @@
 mod auth;
 pub mod config;
 mod http;
+mod hub;
 mod ops;
 mod rest;
 pub mod server;
 mod state;
+mod token;
 mod urlcode;
 mod wire;
 mod ws;

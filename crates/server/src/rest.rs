@@ -11,18 +11,22 @@ use axum::extract::{OriginalUri, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ripplekv_proto::rest::{parse_atomic_body, parse_record_body};
+use ripplekv_core::now_ms;
+use ripplekv_proto::rest::{parse_atomic_body, parse_record_body, parse_token_body};
 use serde_json::json;
 
 use crate::auth;
+use crate::hub::Access;
 use crate::state::AppState;
 use crate::urlcode;
 use crate::wire::{HttpError, DELETED, PATCHED, SAVED};
 
 type HttpResult = Result<Response, HttpError>;
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), HttpError> {
+/// REST callers present an API key, which grants everything.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Access, HttpError> {
     auth::check_header(state.keys(), headers)
+        .map(|()| Access::All)
         .map_err(|refusal| HttpError::new(refusal.status(), refusal.message()))
 }
 
@@ -45,12 +49,15 @@ pub(crate) async fn post_record(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> HttpResult {
-    authorize(&state, &headers)?;
+    let access = authorize(&state, &headers)?;
     let body = parse_record_body(&body_text(body)?).map_err(HttpError::bad_request)?;
     let (change, message) = if body.partial_update {
-        (state.ops().patch(body.key, body.value).await?, PATCHED)
+        (
+            state.ops().patch(&access, body.key, body.value).await?,
+            PATCHED,
+        )
     } else {
-        (state.ops().set(body.key, body.value).await?, SAVED)
+        (state.ops().set(&access, body.key, body.value).await?, SAVED)
     };
     Ok(
         Json(json!({"success": true, "message": message, "revision": change.revision}))
@@ -71,9 +78,12 @@ pub(crate) async fn post_record_path(
             "Not found: POST goes to /record or /record/atomic",
         ));
     }
-    authorize(&state, &headers)?;
+    let access = authorize(&state, &headers)?;
     let body = parse_atomic_body(&body_text(body)?).map_err(HttpError::bad_request)?;
-    let change = state.ops().atomic(body.key, body.increment).await?;
+    let change = state
+        .ops()
+        .atomic(&access, body.key, body.increment)
+        .await?;
     let result = change.atomic_result().unwrap_or_default();
     Ok(Json(json!({
         "success": true,
@@ -90,9 +100,9 @@ pub(crate) async fn get_record(
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> HttpResult {
-    authorize(&state, &headers)?;
+    let access = authorize(&state, &headers)?;
     let key = record_key(&uri)?;
-    let record = state.ops().get(&key).await?;
+    let record = state.ops().get(&access, &key).await?;
     Ok(
         Json(json!({"key": key, "value": record.value, "revision": record.revision}))
             .into_response(),
@@ -105,8 +115,8 @@ pub(crate) async fn delete_record(
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> HttpResult {
-    authorize(&state, &headers)?;
-    let change = state.ops().delete(record_key(&uri)?).await?;
+    let access = authorize(&state, &headers)?;
+    let change = state.ops().delete(&access, record_key(&uri)?).await?;
     Ok(
         Json(json!({"success": true, "message": DELETED, "revision": change.revision}))
             .into_response(),
@@ -119,7 +129,7 @@ pub(crate) async fn get_records(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> HttpResult {
-    authorize(&state, &headers)?;
+    let access = authorize(&state, &headers)?;
     let params = urlcode::query_pairs(query.as_deref().unwrap_or(""));
     let param = |name: &str| {
         params
@@ -142,7 +152,7 @@ pub(crate) async fn get_records(
             })
         })
         .transpose()?;
-    let page = state.ops().range(&start, &end, limit).await?;
+    let page = state.ops().range(&access, &start, &end, limit).await?;
     let records: Vec<_> = page
         .records
         .iter()
@@ -156,4 +166,20 @@ pub(crate) async fn get_records(
         "truncated": page.truncated,
     }))
     .into_response())
+}
+
+/// `POST /token/websocket`: a signed token for `/ws?token=`, granting the union of
+/// `subscribeKeys` and `subscribePatterns` as subscriptions and `accessPattern` as the
+/// keys it may read and write.
+pub(crate) async fn post_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> HttpResult {
+    authorize(&state, &headers)?;
+    let body = parse_token_body(&body_text(body)?).map_err(HttpError::bad_request)?;
+    let token = state
+        .tokens()
+        .issue(body.subscribe, body.access_pattern, now_ms())?;
+    Ok(Json(json!({ "token": token })).into_response())
 }

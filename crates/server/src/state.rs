@@ -7,7 +7,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::ApiKeys;
+use crate::hub::Hub;
 use crate::ops::Ops;
+use crate::token::Tokens;
 use crate::ServerConfig;
 
 #[derive(Debug, Clone)]
@@ -19,6 +21,8 @@ pub(crate) struct AppState {
 struct Inner {
     ops: Ops,
     keys: ApiKeys,
+    tokens: Tokens,
+    hub: Arc<Hub>,
     config: ServerConfig,
     /// Cancelled when shutdown starts: every session sends a close frame and ends.
     shutdown: CancellationToken,
@@ -27,11 +31,16 @@ struct Inner {
 }
 
 impl AppState {
+    /// The state of a server over `store`; the store's changes are published to the hub.
     pub(crate) fn new(config: ServerConfig, store: Arc<dyn Store>) -> Self {
+        let hub = Arc::new(Hub::default());
+        store.set_change_sink(Arc::clone(&hub) as _);
         AppState {
             inner: Arc::new(Inner {
                 ops: Ops::new(store, config.limits),
                 keys: ApiKeys::new(config.api_keys.clone()),
+                tokens: Tokens::new(config.token_secret.clone(), config.token_lifetime),
+                hub,
                 config,
                 shutdown: CancellationToken::new(),
                 sessions: TaskTracker::new(),
@@ -45,6 +54,14 @@ impl AppState {
 
     pub(crate) fn keys(&self) -> &ApiKeys {
         &self.inner.keys
+    }
+
+    pub(crate) fn tokens(&self) -> &Tokens {
+        &self.inner.tokens
+    }
+
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
     }
 
     pub(crate) fn config(&self) -> &ServerConfig {

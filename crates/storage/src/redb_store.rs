@@ -11,8 +11,11 @@
 //! the writer. A read of one key is a few microseconds of B-tree walking in redb's page
 //! cache, cheaper than a hop to a blocking pool, so it runs inline.
 //!
-//! On disk: table `kv` maps each key to its encoded [`Record`]; table `meta` holds the
-//! store-wide revision so revisions keep increasing across restarts.
+//! On disk: table `kv` maps each key to its encoded [`Record`]; table `changes` is the
+//! change log (revision → encoded [`Change`]) that `since` replays read, trimmed in the
+//! same transactions by count and age; table `meta` holds the store-wide revision (so
+//! revisions keep increasing across restarts) and the log floor (every revision up to
+//! it was trimmed).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,13 +26,21 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use ripplekv_core::{
-    now_ms, plan, Change, Error, Limits, Mutation, RangePage, Record, Revision, Store,
+    now_ms, plan, Change, ChangeOp, ChangeSink, ChangesSince, Error, Limits, Mutation, RangePage,
+    Record, Retention, Revision, SinkSlot, Store,
 };
 use tokio::sync::oneshot;
 
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
 const REVISION: &str = "revision";
+/// Every change up to this revision has been dropped from the change log.
+const LOG_FLOOR: &str = "log_floor";
+/// How often the change log is checked for entries past their age.
+const AGE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// Most expired change-log entries dropped in one commit, to keep commits short.
+const MAX_AGE_TRIM: usize = 10_000;
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "ripplekv.redb";
 
@@ -76,6 +87,7 @@ struct Shared {
     db: Database,
     revision: AtomicU64,
     stats: WriterStats,
+    sink: SinkSlot,
 }
 
 enum Job {
@@ -84,8 +96,18 @@ enum Job {
 }
 
 impl RedbStore {
-    /// Opens (or creates) the store in `dir` and starts its writer thread.
+    /// Opens (or creates) the store in `dir` with the default change-log retention.
     pub fn open(dir: &Path, durability: Durability, limits: Limits) -> Result<Self, Error> {
+        Self::open_with(dir, durability, limits, Retention::default())
+    }
+
+    /// Opens (or creates) the store in `dir` and starts its writer thread.
+    pub fn open_with(
+        dir: &Path,
+        durability: Durability,
+        limits: Limits,
+        retention: Retention,
+    ) -> Result<Self, Error> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
         let path: PathBuf = dir.join(DB_FILE);
@@ -96,12 +118,13 @@ impl RedbStore {
             db,
             revision: AtomicU64::new(revision),
             stats: WriterStats::default(),
+            sink: SinkSlot::default(),
         });
         let (jobs, queue) = flume::bounded(QUEUE_CAPACITY);
         let writer_shared = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("ripplekv-writer".into())
-            .spawn(move || Writer::new(writer_shared, durability, limits).run(&queue))
+            .spawn(move || Writer::new(writer_shared, durability, limits, retention).run(&queue))
             .map_err(Error::internal)?;
         Ok(RedbStore {
             shared,
@@ -121,6 +144,7 @@ fn init_tables(db: &Database) -> Result<Revision, Error> {
     let txn = db.begin_write().map_err(Error::internal)?;
     let revision = {
         txn.open_table(KV).map_err(Error::internal)?;
+        txn.open_table(CHANGES).map_err(Error::internal)?;
         let meta = txn.open_table(META).map_err(Error::internal)?;
         let stored = meta.get(REVISION).map_err(Error::internal)?;
         stored.map_or(0, |guard| guard.value())
@@ -135,6 +159,54 @@ fn encode(record: &Record) -> Vec<u8> {
     bytes.extend_from_slice(&record.revision.to_le_bytes());
     bytes.extend_from_slice(record.value.as_bytes());
     bytes
+}
+
+/// A change-log entry: op, timestamp, key length, key, then the value if any.
+fn encode_change(change: &Change) -> Vec<u8> {
+    let value = change.value.as_deref();
+    let mut bytes = Vec::with_capacity(14 + change.key.len() + value.map_or(0, str::len));
+    bytes.push(change.op.code());
+    bytes.extend_from_slice(&change.timestamp_ms.to_le_bytes());
+    bytes.extend_from_slice(
+        &u32::try_from(change.key.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes(),
+    );
+    bytes.extend_from_slice(change.key.as_bytes());
+    if let Some(value) = value {
+        bytes.push(1);
+        bytes.extend_from_slice(value.as_bytes());
+    } else {
+        bytes.push(0);
+    }
+    bytes
+}
+
+fn decode_change(revision: Revision, bytes: &[u8]) -> Result<Change, Error> {
+    let corrupt = || Error::internal(format!("corrupt change-log entry {revision}"));
+    let op = ChangeOp::from_code(*bytes.first().ok_or_else(corrupt)?).ok_or_else(corrupt)?;
+    let number = |range: std::ops::Range<usize>| bytes.get(range).ok_or_else(corrupt);
+    let timestamp_ms = u64::from_le_bytes(number(1..9)?.try_into().map_err(|_| corrupt())?);
+    let key_len = u32::from_le_bytes(number(9..13)?.try_into().map_err(|_| corrupt())?) as usize;
+    let key = number(13..13 + key_len)?;
+    let key = std::str::from_utf8(key).map_err(|_| corrupt())?.to_owned();
+    let rest = bytes.get(13 + key_len..).ok_or_else(corrupt)?;
+    let value = match rest.split_first() {
+        Some((1, value)) => Some(
+            std::str::from_utf8(value)
+                .map_err(|_| corrupt())?
+                .to_owned(),
+        ),
+        Some((0, [])) => None,
+        _ => return Err(corrupt()),
+    };
+    Ok(Change {
+        revision,
+        key,
+        op,
+        value,
+        timestamp_ms,
+    })
 }
 
 fn decode(bytes: &[u8]) -> Result<Record, Error> {
@@ -188,8 +260,38 @@ impl Store for RedbStore {
         answer.await.map_err(|_| Error::Unavailable)?
     }
 
+    async fn changes_since(&self, after: Revision, limit: usize) -> Result<ChangesSince, Error> {
+        let txn = self.shared.db.begin_read().map_err(Error::internal)?;
+        // The floor is read in the same snapshot as the log, so they always agree.
+        let meta = txn.open_table(META).map_err(Error::internal)?;
+        let floor = meta
+            .get(LOG_FLOOR)
+            .map_err(Error::internal)?
+            .map_or(0, |g| g.value());
+        if after < floor {
+            return Ok(ChangesSince::TooOld { floor });
+        }
+        let table = txn.open_table(CHANGES).map_err(Error::internal)?;
+        let mut changes = Vec::new();
+        for entry in table
+            .range(after.saturating_add(1)..)
+            .map_err(Error::internal)?
+        {
+            if changes.len() == limit {
+                break;
+            }
+            let (revision, bytes) = entry.map_err(Error::internal)?;
+            changes.push(decode_change(revision.value(), bytes.value())?);
+        }
+        Ok(ChangesSince::Changes(changes))
+    }
+
     fn revision(&self) -> Revision {
         self.shared.revision.load(Ordering::Acquire)
+    }
+
+    fn set_change_sink(&self, sink: Arc<dyn ChangeSink>) {
+        self.shared.sink.set(sink);
     }
 
     async fn close(&self) -> Result<(), Error> {
@@ -229,17 +331,27 @@ struct Writer {
     shared: Arc<Shared>,
     durability: Durability,
     limits: Limits,
+    retention: Retention,
     /// Relaxed mode: when the oldest commit not yet fsynced was made.
     unsynced_since: Option<Instant>,
+    /// When the change log was last checked for entries past their age.
+    last_age_check: Instant,
 }
 
 impl Writer {
-    fn new(shared: Arc<Shared>, durability: Durability, limits: Limits) -> Self {
+    fn new(
+        shared: Arc<Shared>,
+        durability: Durability,
+        limits: Limits,
+        retention: Retention,
+    ) -> Self {
         Writer {
             shared,
             durability,
             limits,
+            retention,
             unsynced_since: None,
+            last_age_check: Instant::now(),
         }
     }
 
@@ -301,6 +413,14 @@ impl Writer {
                 if self.durability == Durability::Relaxed && self.unsynced_since.is_none() {
                     self.unsynced_since = Some(Instant::now());
                 }
+                // Published from this one thread, after commit and before any writer
+                // hears back: subscribers see changes in commit order, never later
+                // than the writer's own reply.
+                let committed: Vec<Change> = outcomes
+                    .iter()
+                    .filter_map(|o| o.as_ref().ok().cloned())
+                    .collect();
+                self.shared.sink.publish(&committed);
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);
                 }
@@ -317,7 +437,7 @@ impl Writer {
     /// Applies mutations in order inside one write transaction. Per-write failures
     /// (404, bad ATOMIC) are outcomes; only a storage failure aborts the batch.
     fn apply_and_commit(
-        &self,
+        &mut self,
         mutations: Vec<Mutation>,
     ) -> Result<Vec<Result<Change, Error>>, Error> {
         let mut txn = self.shared.db.begin_write().map_err(Error::internal)?;
@@ -354,12 +474,63 @@ impl Writer {
                 revision = planned.change.revision;
                 outcomes.push(Ok(planned.change));
             }
+            let mut log = txn.open_table(CHANGES).map_err(Error::internal)?;
+            for change in outcomes.iter().filter_map(|outcome| outcome.as_ref().ok()) {
+                log.insert(change.revision, encode_change(change).as_slice())
+                    .map_err(Error::internal)?;
+            }
             let mut meta = txn.open_table(META).map_err(Error::internal)?;
+            let floor = meta
+                .get(LOG_FLOOR)
+                .map_err(Error::internal)?
+                .map_or(0, |g| g.value());
+            let trimmed = self.trim_log(&mut log, floor, revision, timestamp)?;
+            if trimmed != floor {
+                meta.insert(LOG_FLOOR, trimmed).map_err(Error::internal)?;
+            }
             meta.insert(REVISION, revision).map_err(Error::internal)?;
         }
         txn.commit().map_err(Error::internal)?;
         self.shared.revision.store(revision, Ordering::Release);
         Ok(outcomes)
+    }
+
+    /// Drops change-log entries beyond the retention, returning the new floor. The log
+    /// holds consecutive revisions floor+1..=revision, so the count needs no scan.
+    fn trim_log(
+        &mut self,
+        log: &mut redb::Table<u64, &[u8]>,
+        mut floor: Revision,
+        revision: Revision,
+        now: u64,
+    ) -> Result<Revision, Error> {
+        let excess = revision
+            .saturating_sub(floor)
+            .saturating_sub(self.retention.max_entries);
+        for dropped in floor + 1..=floor + excess {
+            log.remove(dropped).map_err(Error::internal)?;
+        }
+        floor += excess;
+        if self.last_age_check.elapsed() >= AGE_CHECK_INTERVAL {
+            self.last_age_check = Instant::now();
+            let max_age = u64::try_from(self.retention.max_age.as_millis()).unwrap_or(u64::MAX);
+            let cutoff = now.saturating_sub(max_age);
+            for _ in 0..MAX_AGE_TRIM {
+                let oldest = match log.first().map_err(Error::internal)? {
+                    Some((revision, bytes)) => (
+                        revision.value(),
+                        decode_change(revision.value(), bytes.value())?,
+                    ),
+                    None => break,
+                };
+                if oldest.1.timestamp_ms >= cutoff {
+                    break;
+                }
+                log.remove(oldest.0).map_err(Error::internal)?;
+                floor = oldest.0;
+            }
+        }
+        Ok(floor)
     }
 
     /// Makes every earlier commit durable (an empty fsynced commit).

@@ -6,7 +6,11 @@
 
 use std::sync::Arc;
 
-use ripplekv_core::{ChangeOp, Error, Limits, Mutation, Store, WriteOp};
+use std::sync::Mutex;
+
+use ripplekv_core::{
+    Change, ChangeOp, ChangeSink, ChangesSince, Error, Limits, Mutation, Retention, Store, WriteOp,
+};
 use ripplekv_storage::{Durability, MemoryStore, RedbStore};
 
 fn set(key: &str, value: &str) -> Mutation {
@@ -126,6 +130,86 @@ async fn closed_store_refuses_writes(store: Arc<dyn Store>) {
     assert_eq!(store.get("k").await.unwrap().unwrap().value, "v");
 }
 
+async fn change_log_replays_in_order(store: Arc<dyn Store>) {
+    store.write(set("a", "1")).await.unwrap();
+    store
+        .write(op("a", WriteOp::Patch("2".into())))
+        .await
+        .unwrap();
+    store.write(op("a", WriteOp::Delete)).await.unwrap();
+    let ChangesSince::Changes(all) = store.changes_since(0, 10).await.unwrap() else {
+        panic!("a new store retains everything")
+    };
+    let summary: Vec<_> = all
+        .iter()
+        .map(|c| (c.revision, c.op, c.value.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, ChangeOp::Set, Some("1".to_owned())),
+            (2, ChangeOp::Patch, Some("2".to_owned())),
+            (3, ChangeOp::Delete, None)
+        ]
+    );
+    assert_eq!(all[0].key, "a");
+    let ChangesSince::Changes(tail) = store.changes_since(2, 10).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(tail.len(), 1);
+    let ChangesSince::Changes(page) = store.changes_since(0, 2).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(page.len(), 2);
+    let ChangesSince::Changes(none) = store.changes_since(3, 10).await.unwrap() else {
+        panic!()
+    };
+    assert!(none.is_empty());
+}
+
+/// Records what a store publishes.
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Vec<Change>>);
+
+impl ChangeSink for Recorder {
+    fn publish(&self, changes: &[Change]) {
+        self.0.lock().unwrap().extend_from_slice(changes);
+    }
+}
+
+async fn every_commit_is_published_in_order(store: Arc<dyn Store>) {
+    let recorder = Arc::new(Recorder::default());
+    store.set_change_sink(recorder.clone());
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for i in 0..20 {
+                    let change = store.write(set(&format!("{w}-{i}"), "v")).await.unwrap();
+                    // Published no later than the writer hears back.
+                    let _ = change;
+                }
+                let _ = store.write(op("missing", WriteOp::Delete)).await;
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let revisions: Vec<u64> = recorder
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| c.revision)
+        .collect();
+    assert_eq!(
+        revisions,
+        (1..=160).collect::<Vec<_>>(),
+        "failed writes are not published"
+    );
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -155,6 +239,16 @@ macro_rules! conformance {
             async fn concurrent_atomics() {
                 let (_dir, store) = $make;
                 concurrent_atomic_increments_are_not_lost(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn change_log() {
+                let (_dir, store) = $make;
+                change_log_replays_in_order(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn publishes() {
+                let (_dir, store) = $make;
+                every_commit_is_published_in_order(store).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn close() {
@@ -223,4 +317,36 @@ async fn redb_group_commit_batches_concurrent_writes() {
     // 32 writers each waiting on an fsync: commits must be shared, not one per write.
     assert!(commits < writes, "{commits} commits for {writes} writes");
     assert!(stats.max_batch.load(std::sync::atomic::Ordering::Relaxed) > 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_log_keeps_only_the_latest_entries() {
+    let retention = Retention {
+        max_entries: 5,
+        max_age: std::time::Duration::from_secs(3600),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let stores: [Arc<dyn Store>; 2] = [
+        Arc::new(MemoryStore::with_retention(Limits::default(), retention)),
+        Arc::new(
+            RedbStore::open_with(dir.path(), Durability::Sync, Limits::default(), retention)
+                .unwrap(),
+        ),
+    ];
+    for store in stores {
+        for i in 0..8 {
+            store.write(set(&format!("k{i}"), "v")).await.unwrap();
+        }
+        assert_eq!(
+            store.changes_since(2, 100).await.unwrap(),
+            ChangesSince::TooOld { floor: 3 }
+        );
+        let ChangesSince::Changes(kept) = store.changes_since(3, 100).await.unwrap() else {
+            panic!("revision 3 is the floor: everything after it is kept")
+        };
+        assert_eq!(
+            kept.iter().map(|c| c.revision).collect::<Vec<_>>(),
+            [4, 5, 6, 7, 8]
+        );
+    }
 }

@@ -4,9 +4,15 @@
 use ripplekv_core::{Change, Error, WriteOp};
 
 use super::Ops;
+use crate::hub::Access;
 
 impl Ops {
-    pub(crate) async fn atomic(&self, key: String, delta: i64) -> Result<Change, Error> {
-        self.commit(key, WriteOp::Atomic(delta)).await
+    pub(crate) async fn atomic(
+        &self,
+        access: &Access,
+        key: String,
+        delta: i64,
+    ) -> Result<Change, Error> {
+        self.commit(access, key, WriteOp::Atomic(delta)).await
     }
 }

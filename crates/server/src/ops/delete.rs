@@ -3,9 +3,10 @@
 use ripplekv_core::{Change, Error, WriteOp};
 
 use super::Ops;
+use crate::hub::Access;
 
 impl Ops {
-    pub(crate) async fn delete(&self, key: String) -> Result<Change, Error> {
-        self.commit(key, WriteOp::Delete).await
+    pub(crate) async fn delete(&self, access: &Access, key: String) -> Result<Change, Error> {
+        self.commit(access, key, WriteOp::Delete).await
     }
 }

@@ -1,12 +1,15 @@
 //! The operations, one file each, shared by the WebSocket and REST front ends.
 //!
-//! Every operation has the same shape: check its input against the limits, then
-//! apply it through the [`Store`], returning a domain result (a record, a page or a
-//! committed change). Turning that result into a reply is the front end's job.
+//! Every operation has the same shape: check its input against the limits and the
+//! caller's [`Access`] (403 outside a token's access pattern), then apply it through
+//! the [`Store`], returning a domain result (a record, a page or a committed change).
+//! Turning that result into a reply is the front end's job.
 
 use std::sync::Arc;
 
 use ripplekv_core::{Change, Error, Limits, Mutation, Store, WriteOp};
+
+use crate::hub::Access;
 
 mod atomic;
 mod delete;
@@ -32,8 +35,9 @@ impl Ops {
     }
 
     /// Checks the key (and the value, if the write carries one), then commits.
-    async fn commit(&self, key: String, op: WriteOp) -> Result<Change, Error> {
+    async fn commit(&self, access: &Access, key: String, op: WriteOp) -> Result<Change, Error> {
         self.limits.check_key(&key)?;
+        access.check(&key)?;
         if let WriteOp::Set(value) | WriteOp::Patch(value) = &op {
             self.limits.check_value(value)?;
         }

@@ -5,9 +5,15 @@
 use ripplekv_core::{Change, Error, WriteOp};
 
 use super::Ops;
+use crate::hub::Access;
 
 impl Ops {
-    pub(crate) async fn patch(&self, key: String, value: String) -> Result<Change, Error> {
-        self.commit(key, WriteOp::Patch(value)).await
+    pub(crate) async fn patch(
+        &self,
+        access: &Access,
+        key: String,
+        value: String,
+    ) -> Result<Change, Error> {
+        self.commit(access, key, WriteOp::Patch(value)).await
     }
 }

@@ -3,9 +3,15 @@
 use ripplekv_core::{Change, Error, WriteOp};
 
 use super::Ops;
+use crate::hub::Access;
 
 impl Ops {
-    pub(crate) async fn set(&self, key: String, value: String) -> Result<Change, Error> {
-        self.commit(key, WriteOp::Set(value)).await
+    pub(crate) async fn set(
+        &self,
+        access: &Access,
+        key: String,
+        value: String,
+    ) -> Result<Change, Error> {
+        self.commit(access, key, WriteOp::Set(value)).await
     }
 }

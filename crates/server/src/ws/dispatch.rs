@@ -1,51 +1,80 @@
-//! One text frame in, one reply frame out: parse, run the op, shape the reply.
+//! One text frame in, its reply frames out: parse, run the op, shape the reply.
 //!
 //! The dispatcher is the single `match` over operations. A frame that does not parse
-//! gets a 400 reply naming the problem; the session carries on either way.
+//! gets a 400 reply naming the problem; the session carries on either way. Most ops
+//! answer with one frame; `subscribe` with `since` also replays history (see
+//! [`super::subscribe`]).
 
+use std::sync::Arc;
+
+use axum::extract::ws::Message;
 use ripplekv_proto::reply::{self, RangeRecord};
 use ripplekv_proto::{parse_request, RequestBody};
 
+use super::outbox::{Closed, Outbox};
+use super::subscribe;
+use crate::hub::{Access, Hub, Subscriber};
 use crate::ops::Ops;
 use crate::wire::{self, DELETED, PATCHED, SAVED};
 
-/// Handles one request frame and returns the reply frame.
-pub(crate) async fn handle_text(ops: &Ops, text: &str) -> String {
+/// Everything a request on one connection may need.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub(crate) ops: Ops,
+    pub(crate) hub: Arc<Hub>,
+    /// What the connection may read and write.
+    pub(crate) access: Access,
+    /// True for token connections: in-band subscriptions only deliver allowed keys.
+    pub(crate) filtered: bool,
+    pub(crate) subscriber: Arc<Subscriber>,
+    pub(crate) outbox: Outbox,
+}
+
+impl Connection {
+    pub(crate) async fn send(&self, frame: String) -> Result<(), Closed> {
+        self.outbox.send(Message::Text(frame.into())).await
+    }
+}
+
+/// Handles one request frame, queueing its replies.
+pub(crate) async fn handle_text(conn: &Connection, text: &str) -> Result<(), Closed> {
     let request = match parse_request(text) {
         Ok(request) => request,
         Err(err) => {
-            return reply::error(
+            let reply = reply::error(
                 400,
                 &err.message,
                 err.message_id.as_deref(),
                 err.key.as_deref(),
-            )
+            );
+            return conn.send(reply).await;
         }
     };
     let id = request.message_id.as_deref();
-    let key = request.body.key().to_owned();
+    let key = request.body.key().map(str::to_owned);
+    let (ops, access) = (&conn.ops, &conn.access);
     let result = match request.body {
         RequestBody::Get { key } => ops
-            .get(&key)
+            .get(access, &key)
             .await
             .map(|record| reply::get(&key, &record.value, record.revision, id)),
         RequestBody::Set { key, value } => ops
-            .set(key, value)
+            .set(access, key, value)
             .await
             .map(|change| reply::written(SAVED, change.revision, id)),
         RequestBody::Patch { key, value } => ops
-            .patch(key, value)
+            .patch(access, key, value)
             .await
             .map(|change| reply::written(PATCHED, change.revision, id)),
         RequestBody::Delete { key } => ops
-            .delete(key)
+            .delete(access, key)
             .await
             .map(|change| reply::written(DELETED, change.revision, id)),
         RequestBody::Range {
             key,
             end_key,
             limit,
-        } => ops.range(&key, &end_key, limit).await.map(|page| {
+        } => ops.range(access, &key, &end_key, limit).await.map(|page| {
             let records: Vec<RangeRecord> = page
                 .records
                 .iter()
@@ -57,12 +86,17 @@ pub(crate) async fn handle_text(ops: &Ops, text: &str) -> String {
                 .collect();
             reply::range(&records, page.truncated, id)
         }),
-        RequestBody::Atomic { key, delta } => ops.atomic(key, delta).await.map(|change| {
+        RequestBody::Atomic { key, delta } => ops.atomic(access, key, delta).await.map(|change| {
             let new_value = change.atomic_result().unwrap_or_default();
             reply::atomic(&change.key, new_value, change.revision, id)
         }),
+        RequestBody::Subscribe { patterns, since } => {
+            return subscribe::subscribe(conn, patterns, since, id).await;
+        }
+        RequestBody::Unsubscribe { patterns } => Ok(subscribe::unsubscribe(conn, &patterns, id)),
     };
-    result.unwrap_or_else(|err| wire::socket_error(&err, id, Some(&key)))
+    let frame = result.unwrap_or_else(|err| wire::socket_error(&err, id, key.as_deref()));
+    conn.send(frame).await
 }
 
 /// The reply to a binary frame: HPKV speaks JSON text frames only.

@@ -4,6 +4,8 @@
 //! bad token an HTTP 403, which is what HPKV clients look for. The upgrade sets small
 //! read/write buffers and a message size limit derived from the value limit.
 
+use std::sync::Arc;
+
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
@@ -16,7 +18,9 @@ use crate::state::AppState;
 use crate::wire::HttpError;
 
 mod dispatch;
+pub(crate) mod outbox;
 pub mod session;
+mod subscribe;
 
 /// `GET /ws`: checks credentials, then upgrades.
 pub(crate) async fn upgrade(
@@ -25,9 +29,13 @@ pub(crate) async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if let Err(refusal) = auth::check_upgrade(state.keys(), query.as_deref(), &headers) {
-        return HttpError::new(refusal.status(), refusal.message()).into_response();
-    }
+    let principal =
+        match auth::check_upgrade(state.keys(), state.tokens(), query.as_deref(), &headers) {
+            Ok(principal) => principal,
+            Err(refusal) => {
+                return HttpError::new(refusal.status(), refusal.message()).into_response()
+            }
+        };
     let max_message = state.config().max_message_bytes();
     upgrade
         .read_buffer_size(WS_READ_BUFFER_BYTES)
@@ -40,8 +48,11 @@ pub(crate) async fn upgrade(
                 let (sink, stream) = socket.split();
                 let context = session::SessionContext {
                     ops: state.ops().clone(),
+                    hub: Arc::clone(state.hub()),
+                    principal,
                     shutdown: state.shutdown().clone(),
                     outbox_messages: state.config().outbox_messages,
+                    outbox_bytes: state.config().outbox_bytes,
                 };
                 session::run_session(sink, stream, context).await;
             })

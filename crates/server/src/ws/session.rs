@@ -1,26 +1,33 @@
 //! One WebSocket connection, from upgrade to close.
 //!
 //! The session runs two halves in one task: a reader that takes frames one at a time,
-//! runs each request to completion and queues its reply, and a writer that drains the
-//! bounded outbox into the socket, batching frames that are ready into one flush.
-//! Handling one request at a time is what applies a connection's requests in the
-//! order they arrive. Everything the server sends goes through the outbox, so replies
-//! and (later) notifications leave in the order they were queued.
+//! runs each request to completion and queues its replies, and a writer that drains
+//! the bounded [`Outbox`] into the socket, batching frames that are ready into one
+//! flush. Handling one request at a time is what applies a connection's requests in the
+//! order they arrive. Replies and notifications share the outbox, so a notification
+//! queued by the store's commit path always leaves before the writer's own reply.
 //!
-//! A client that stops reading fills its outbox; the reader then waits instead of
-//! reading more requests, so a connection's memory stays bounded by the outbox.
+//! A client that stops reading fills its outbox. Replies then wait, which stops the
+//! reader; a notification that finds no room marks the connection a slow consumer, and
+//! the session closes it with 1008 "slow consumer". Either way a connection's memory is
+//! bounded by the outbox, whatever the write rate.
 //!
 //! The loop is generic over `Sink`/`Stream`, so tests can drive it with channels.
 
 use std::fmt::Display;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite;
 use tokio_util::sync::CancellationToken;
 
-use super::dispatch;
+use super::dispatch::{self, Connection};
+use super::outbox::{Outbox, OutboxReceiver};
+use crate::auth::Principal;
+use crate::hub::{Hub, Subscriber};
 use crate::ops::Ops;
 
 /// Close code sent when the server shuts down (RFC 6455 "going away").
@@ -29,74 +36,124 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code for a broken frame (RFC 6455 "protocol error").
 pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// Close code for a subscriber that cannot keep up (RFC 6455 "policy violation").
+pub const CLOSE_SLOW_CONSUMER: u16 = 1008;
+/// How long a slow consumer is given to take its close frame before the socket drops.
+const SLOW_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Slow consumers closed since the process started (reported in the logs).
+static SLOW_CONSUMER_CLOSES: AtomicU64 = AtomicU64::new(0);
 
 /// What a session needs from the server.
 #[derive(Debug, Clone)]
 pub struct SessionContext {
     pub(crate) ops: Ops,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) principal: Principal,
     pub(crate) shutdown: CancellationToken,
     pub(crate) outbox_messages: usize,
+    pub(crate) outbox_bytes: usize,
 }
 
-/// Runs one connection until the client closes it, the socket fails, or shutdown.
+/// Runs one connection until the client closes it, the socket fails, the client
+/// falls behind, or the server shuts down.
 pub async fn run_session<Out, In>(sink: Out, stream: In, context: SessionContext)
 where
     Out: Sink<Message> + Unpin + Send,
     Out::Error: Display,
     In: Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
 {
-    let (outbox, queued) = mpsc::channel(context.outbox_messages.max(1));
+    let (outbox, queued) = Outbox::new(context.outbox_messages, context.outbox_bytes);
+    let access = context.principal.access();
+    // During a replay, at most one outbox worth of live notifications is held back.
+    let subscriber = Arc::new(Subscriber::new(
+        outbox.clone(),
+        access.clone(),
+        context.outbox_messages,
+    ));
+    if let Principal::Token(token) = &context.principal {
+        for pattern in &token.subscribe {
+            context.hub.subscribe(&subscriber, pattern.clone(), false);
+        }
+    }
+    let connection = Connection {
+        ops: context.ops.clone(),
+        hub: Arc::clone(&context.hub),
+        filtered: matches!(context.principal, Principal::Token(_)),
+        access,
+        subscriber: Arc::clone(&subscriber),
+        outbox: outbox.clone(),
+    };
     tokio::join!(
-        read_requests(stream, outbox, &context),
-        write_frames(sink, queued)
+        read_requests(stream, &connection, &context.shutdown),
+        write_frames(sink, queued, outbox.slow().clone()),
     );
+    context.hub.remove_subscriber(subscriber.id());
 }
 
-async fn read_requests<In>(mut stream: In, outbox: mpsc::Sender<Message>, context: &SessionContext)
+async fn read_requests<In>(mut stream: In, connection: &Connection, shutdown: &CancellationToken)
 where
     In: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
+    let outbox = &connection.outbox;
     loop {
         let frame = tokio::select! {
             biased;
-            () = context.shutdown.cancelled() => {
+            () = shutdown.cancelled() => {
                 let _ = outbox.send(close(CLOSE_GOING_AWAY, "server shutting down")).await;
                 return;
             }
+            () = outbox.slow().cancelled() => return,
             frame = stream.next() => frame,
         };
-        let reply = match frame {
+        let handled = match frame {
             None | Some(Ok(Message::Close(_))) => return,
-            Some(Ok(Message::Text(text))) => {
-                dispatch::handle_text(&context.ops, text.as_str()).await
+            Some(Ok(Message::Text(text))) => dispatch::handle_text(connection, text.as_str()).await,
+            Some(Ok(Message::Binary(_))) => {
+                outbox
+                    .send(Message::Text(dispatch::binary_refused().into()))
+                    .await
             }
-            Some(Ok(Message::Binary(_))) => dispatch::binary_refused(),
             // tungstenite answers pings itself; pongs need nothing.
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
             Some(Err(err)) => {
                 let _ = outbox.send(close_for(err)).await;
                 return;
             }
         };
-        if outbox.send(Message::Text(reply.into())).await.is_err() {
+        if handled.is_err() {
             return; // the writer is gone: the socket failed
         }
     }
 }
 
-async fn write_frames<Out>(mut sink: Out, mut queued: mpsc::Receiver<Message>)
+async fn write_frames<Out>(mut sink: Out, mut queued: OutboxReceiver, slow: CancellationToken)
 where
     Out: Sink<Message> + Unpin,
     Out::Error: Display,
 {
-    while let Some(first) = queued.recv().await {
+    loop {
+        let first = tokio::select! {
+            biased;
+            () = slow.cancelled() => {
+                let total = SLOW_CONSUMER_CLOSES.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!(slow_consumer_closes = total, "closing a slow consumer");
+                let goodbye = sink.send(close(CLOSE_SLOW_CONSUMER, "slow consumer"));
+                let _ = tokio::time::timeout(SLOW_CLOSE_TIMEOUT, goodbye).await;
+                return;
+            }
+            first = queued.recv() => match first {
+                Some(first) => first,
+                None => break,
+            },
+        };
         let mut closing = matches!(first, Message::Close(_));
         if let Err(err) = sink.feed(first).await {
             tracing::debug!(error = %err, "socket write failed");
             return;
         }
         while !closing {
-            let Ok(next) = queued.try_recv() else { break };
+            let Some(next) = queued.try_recv() else { break };
             closing = matches!(next, Message::Close(_));
             if sink.feed(next).await.is_err() {
                 return;
@@ -138,6 +195,7 @@ mod tests {
     use futures_util::stream;
     use ripplekv_core::Limits;
     use ripplekv_storage::MemoryStore;
+    use tokio::sync::mpsc;
     use tokio_util::sync::PollSender;
 
     use super::*;
@@ -148,8 +206,11 @@ mod tests {
                 Arc::new(MemoryStore::new(Limits::default())),
                 Limits::default(),
             ),
+            hub: Arc::default(),
+            principal: Principal::ApiKey,
             shutdown: CancellationToken::new(),
             outbox_messages: 4,
+            outbox_bytes: 1 << 20,
         }
     }
 

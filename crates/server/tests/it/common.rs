@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const KEY: &str = "test-key";
+pub const SECRET: &[u8] = b"test-token-secret";
 /// Longest a test waits for any single reply before failing.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -32,12 +33,12 @@ pub struct TestServer {
 impl TestServer {
     /// A server over an in-memory store with default limits.
     pub async fn start() -> Result<Self> {
-        Self::start_with(ServerConfig::new(vec![KEY.into()]), None).await
+        Self::start_with(ServerConfig::new(vec![KEY.into()], SECRET.to_vec()), None).await
     }
 
     /// A server with the given limits.
     pub async fn with_limits(limits: Limits) -> Result<Self> {
-        let mut config = ServerConfig::new(vec![KEY.into()]);
+        let mut config = ServerConfig::new(vec![KEY.into()], SECRET.to_vec());
         config.limits = limits;
         Self::start_with(config, None).await
     }

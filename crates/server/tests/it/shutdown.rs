@@ -10,16 +10,18 @@ use ripplekv_storage::{Durability, RedbStore};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{assert_ok, TestServer, KEY};
+use crate::common::{assert_ok, TestServer, KEY, SECRET};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_sessions_and_flushes_the_store() -> Result<()> {
     let dir = tempfile::tempdir()?;
     for durability in [Durability::Sync, Durability::Relaxed] {
         let store = RedbStore::open(dir.path(), durability, Limits::default())?;
-        let server =
-            TestServer::start_with(ServerConfig::new(vec![KEY.into()]), Some(Arc::new(store)))
-                .await?;
+        let server = TestServer::start_with(
+            ServerConfig::new(vec![KEY.into()], SECRET.to_vec()),
+            Some(Arc::new(store)),
+        )
+        .await?;
         let mut ws = server.ws().await?;
         for i in 0..50 {
             assert_ok(

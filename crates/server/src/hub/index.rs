@@ -1,0 +1,130 @@
+//! The subscription index behind the hub: exact keys, prefixes, general patterns.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ripplekv_core::{Pattern, PatternKind};
+
+use super::trie::Trie;
+use super::Subscriber;
+
+/// One subscription of one connection.
+#[derive(Debug, Clone)]
+struct Entry {
+    subscriber: Arc<Subscriber>,
+    /// The pattern as written, to find it again on unsubscribe.
+    source: Arc<str>,
+    /// Deliver only keys the subscriber's access pattern allows.
+    filtered: bool,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Index {
+    exact: HashMap<String, Vec<Entry>>,
+    prefixes: Trie<Entry>,
+    general: Vec<(Pattern, Entry)>,
+    /// Per subscriber, its patterns, so removal knows where to look.
+    by_subscriber: HashMap<u64, Vec<Pattern>>,
+    count: usize,
+}
+
+impl Index {
+    pub(super) fn insert(
+        &mut self,
+        subscriber: &Arc<Subscriber>,
+        pattern: Pattern,
+        filtered: bool,
+    ) -> bool {
+        let patterns = self.by_subscriber.entry(subscriber.id()).or_default();
+        if patterns
+            .iter()
+            .any(|known| known.source() == pattern.source())
+        {
+            return false;
+        }
+        patterns.push(pattern.clone());
+        let entry = Entry {
+            subscriber: Arc::clone(subscriber),
+            source: pattern.source().into(),
+            filtered,
+        };
+        match pattern.kind() {
+            PatternKind::Exact(key) => self.exact.entry(key.clone()).or_default().push(entry),
+            PatternKind::Prefix(prefix) => self.prefixes.insert(prefix.as_bytes(), entry),
+            PatternKind::Regex(_) | PatternKind::Glob(_) => self.general.push((pattern, entry)),
+        }
+        self.count += 1;
+        true
+    }
+
+    pub(super) fn remove(&mut self, subscriber: u64, source: &str) -> bool {
+        let Some(patterns) = self.by_subscriber.get_mut(&subscriber) else {
+            return false;
+        };
+        let Some(at) = patterns.iter().position(|known| known.source() == source) else {
+            return false;
+        };
+        let pattern = patterns.swap_remove(at);
+        if patterns.is_empty() {
+            self.by_subscriber.remove(&subscriber);
+        }
+        self.remove_entry(subscriber, &pattern);
+        true
+    }
+
+    pub(super) fn remove_all(&mut self, subscriber: u64) {
+        for pattern in self.by_subscriber.remove(&subscriber).unwrap_or_default() {
+            self.remove_entry(subscriber, &pattern);
+        }
+    }
+
+    fn remove_entry(&mut self, subscriber: u64, pattern: &Pattern) {
+        let is_it = |entry: &Entry| {
+            entry.subscriber.id() == subscriber && &*entry.source == pattern.source()
+        };
+        match pattern.kind() {
+            PatternKind::Exact(key) => {
+                if let Some(entries) = self.exact.get_mut(key) {
+                    entries.retain(|entry| !is_it(entry));
+                    if entries.is_empty() {
+                        self.exact.remove(key);
+                    }
+                }
+            }
+            PatternKind::Prefix(prefix) => {
+                self.prefixes.remove(prefix.as_bytes(), &is_it);
+            }
+            PatternKind::Regex(_) | PatternKind::Glob(_) => {
+                self.general.retain(|(_, entry)| !is_it(entry));
+            }
+        }
+        self.count -= 1;
+    }
+
+    pub(super) fn matching(&self, key: &str) -> Vec<Arc<Subscriber>> {
+        let mut found: Vec<Arc<Subscriber>> = Vec::new();
+        let mut take = |entry: &Entry| {
+            if !entry.filtered || entry.subscriber.access().allows(key) {
+                found.push(Arc::clone(&entry.subscriber));
+            }
+        };
+        if let Some(entries) = self.exact.get(key) {
+            entries.iter().for_each(&mut take);
+        }
+        self.prefixes.for_each_prefix_of(key.as_bytes(), &mut take);
+        for (pattern, entry) in &self.general {
+            if pattern.matches(key) {
+                take(entry);
+            }
+        }
+        if found.len() > 1 {
+            found.sort_unstable_by_key(|subscriber| subscriber.id());
+            found.dedup_by_key(|subscriber| subscriber.id());
+        }
+        found
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.count
+    }
+}

@@ -1,0 +1,102 @@
+//! The fan-out hub: which connections hear about which keys.
+//!
+//! Every committed change is published here by the store, in commit order, before
+//! the writer is answered. The hub finds the matching subscriptions through an index
+//! that never scans every subscriber: exact keys in a hash map, `prefix*` patterns in a
+//! byte trie (a walk down the key), and only the remaining general patterns one by one.
+//! A connection is told once per change however many of its patterns match. The
+//! notification is serialized once per change and the same bytes are queued for
+//! every subscriber.
+
+mod index;
+mod subscriber;
+mod trie;
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use axum::extract::ws::Utf8Bytes;
+use ripplekv_core::{Change, ChangeSink, Pattern};
+
+use index::Index;
+pub(crate) use subscriber::{Access, Subscriber};
+
+/// The subscription index and the publisher of notifications.
+#[derive(Debug, Default)]
+pub struct Hub {
+    index: RwLock<Index>,
+}
+
+impl Hub {
+    /// Adds `pattern` for `subscriber`. With `filtered`, changes are delivered only for
+    /// keys the subscriber's access pattern allows. False if it was already there.
+    pub(crate) fn subscribe(
+        &self,
+        subscriber: &Arc<Subscriber>,
+        pattern: Pattern,
+        filtered: bool,
+    ) -> bool {
+        self.index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(subscriber, pattern, filtered)
+    }
+
+    /// Removes one pattern of a subscriber; false if it had no such pattern.
+    pub(crate) fn unsubscribe(&self, subscriber: u64, source: &str) -> bool {
+        self.index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(subscriber, source)
+    }
+
+    /// Removes every pattern of a subscriber (its connection ended).
+    pub(crate) fn remove_subscriber(&self, subscriber: u64) {
+        self.index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove_all(subscriber);
+    }
+
+    /// The subscribers to notify of a change to `key`, each once.
+    pub fn matching(&self, key: &str) -> Vec<Arc<Subscriber>> {
+        self.index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .matching(key)
+    }
+
+    /// Number of subscriptions held (for logs and benchmarks).
+    pub fn len(&self) -> usize {
+        self.index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// The frame of a notification for `change`.
+pub(crate) fn notification_frame(change: &Change) -> Utf8Bytes {
+    ripplekv_proto::reply::notification(
+        &change.key,
+        change.value.as_deref(),
+        change.timestamp_ms,
+        change.op.name(),
+        change.revision,
+    )
+    .into()
+}
+
+impl ChangeSink for Hub {
+    fn publish(&self, changes: &[Change]) {
+        for change in changes {
+            let subscribers = self.matching(&change.key);
+            if subscribers.is_empty() {
+                continue;
+            }
+            let frame = notification_frame(change);
+            for subscriber in subscribers {
+                subscriber.deliver(change.revision, &frame);
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! One connection as the hub sees it: where its notifications go, what its access
+//! pattern allows, and whether it is replaying history.
+//!
+//! While a `subscribe` with `since` replays the change log, live notifications for
+//! the connection are held back in a buffer; when the replay ends, buffered changes
+//! newer than the last replayed revision are released, then delivery goes live. So a
+//! client sees every change once and in order across the replay/live boundary.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use ripplekv_core::{Pattern, Revision};
+
+use crate::ws::outbox::Outbox;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Which keys a connection may touch and hear about.
+#[derive(Debug, Clone)]
+pub(crate) enum Access {
+    /// An API-key connection: everything.
+    All,
+    /// A token connection with an access pattern.
+    Pattern(Pattern),
+    /// A token without an access pattern: nothing.
+    Nothing,
+}
+
+impl Access {
+    pub(crate) fn allows(&self, key: &str) -> bool {
+        match self {
+            Access::All => true,
+            Access::Pattern(pattern) => pattern.matches(key),
+            Access::Nothing => false,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Gate {
+    Live,
+    Replaying(Vec<(Revision, Utf8Bytes)>),
+}
+
+/// A connection that can receive notifications.
+#[derive(Debug)]
+pub(crate) struct Subscriber {
+    id: u64,
+    outbox: Outbox,
+    access: Access,
+    gate: Mutex<Gate>,
+    /// Most notifications held back during one replay.
+    replay_buffer_limit: usize,
+}
+
+impl Subscriber {
+    pub(crate) fn new(outbox: Outbox, access: Access, replay_buffer_limit: usize) -> Self {
+        Subscriber {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            outbox,
+            access,
+            gate: Mutex::new(Gate::Live),
+            replay_buffer_limit,
+        }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// Queues a notification, or holds it back during a replay. A connection that
+    /// cannot take it is marked slow and will be closed.
+    pub(crate) fn deliver(&self, revision: Revision, frame: &Utf8Bytes) {
+        let mut gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
+        let accepted = match &mut *gate {
+            Gate::Live => self.outbox.try_push(Message::Text(frame.clone())),
+            Gate::Replaying(held) if held.len() < self.replay_buffer_limit => {
+                held.push((revision, frame.clone()));
+                true
+            }
+            Gate::Replaying(_) => false,
+        };
+        if !accepted {
+            self.outbox.mark_slow();
+        }
+    }
+
+    /// Starts holding back live notifications.
+    pub(crate) fn begin_replay(&self) {
+        *self.gate.lock().unwrap_or_else(PoisonError::into_inner) = Gate::Replaying(Vec::new());
+    }
+
+    /// Releases held notifications newer than `replayed_up_to`, then goes live.
+    pub(crate) fn end_replay(&self, replayed_up_to: Revision) {
+        let mut gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Gate::Replaying(held) = std::mem::replace(&mut *gate, Gate::Live) {
+            for (revision, frame) in held {
+                if revision > replayed_up_to && !self.outbox.try_push(Message::Text(frame)) {
+                    self.outbox.mark_slow();
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -70,6 +70,22 @@ impl TestServer {
         Ws::connect(&format!("ws://{}/ws?apiKey={KEY}", self.addr)).await
     }
 
+    /// Issues a token through `POST /token/websocket` with `grants` as the body.
+    pub async fn token(&self, grants: Value) -> Result<String> {
+        let reply = self
+            .http("POST", "/token/websocket", Some(&grants.to_string()))
+            .await?;
+        if reply.status != 200 {
+            bail!("token request failed: {reply:?}");
+        }
+        Ok(reply.body["token"].as_str().context("no token")?.to_owned())
+    }
+
+    /// Opens a WebSocket with a token.
+    pub async fn ws_token(&self, token: &str) -> Result<Ws> {
+        Ws::connect(&format!("ws://{}/ws?token={token}", self.addr)).await
+    }
+
     /// Signals shutdown and waits for `run` to return.
     pub async fn stop(mut self) -> Result<()> {
         if let Some(stop) = self.stop.take() {
@@ -135,12 +151,22 @@ impl Ws {
         self.recv().await
     }
 
+    /// The next notification, skipping nothing: fails if the next frame is not one.
+    pub async fn notification(&mut self) -> Result<Value> {
+        let frame = self.recv().await?;
+        if frame["type"] != "notification" {
+            bail!("expected a notification, got {frame}");
+        }
+        Ok(frame)
+    }
+
     /// Asserts the connection is still usable by doing a round trip.
     pub async fn assert_alive(&mut self) -> Result<()> {
         let reply = self
             .request(json!({"op": "get", "key": "__alive_probe__", "messageId": 424242}))
             .await?;
-        if reply["messageId"] != 424242 || reply["code"] != 404 {
+        // The probe key does not exist (404), or a token may not read it (403).
+        if reply["messageId"] != 424242 || !(reply["code"] == 404 || reply["code"] == 403) {
             bail!("connection answered oddly after an error: {reply}");
         }
         Ok(())

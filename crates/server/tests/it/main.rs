@@ -10,5 +10,6 @@ mod bad_input;
 mod ops;
 mod ordering;
 mod range;
+mod realtime;
 mod rest;
 mod shutdown;

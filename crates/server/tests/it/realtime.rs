@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use ripplekv_core::{Limits, Retention, Store};
+use ripplekv_core::{Limits, Retention};
 use ripplekv_server::ServerConfig;
 use ripplekv_storage::MemoryStore;
 use serde_json::{json, Value};

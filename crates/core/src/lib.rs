@@ -15,7 +15,9 @@ pub mod store;
 
 pub use error::Error;
 pub use limits::Limits;
-pub use mutation::{apply, plan, Applied, Change, ChangeOp, Mutation, Planned, WriteOp};
+pub use mutation::{
+    apply, plan, Applied, Change, ChangeOp, Mutation, Planned, WriteOp, MAX_TTL_MS,
+};
 pub use pattern::{Pattern, PatternKind};
 pub use store::{
     now_ms, ChangeSink, ChangesSince, RangePage, Record, Retention, Revision, SinkSlot, Store,

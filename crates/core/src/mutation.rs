@@ -1,23 +1,49 @@
 //! What each write does to a stored value, independent of where values are stored.
 //!
-//! A [`Mutation`] names a key and a [`WriteOp`]. Every backend runs [`apply`] inside
-//! its own transaction, with the value currently stored, and gets back what to store
-//! (or that the key goes away) plus the value subscribers are told about. Keeping the
-//! semantics here means SET, PATCH (JSON merge or string append), DELETE and ATOMIC
-//! behave identically on every backend. A committed write becomes a [`Change`].
+//! A [`Mutation`] names a key, a [`WriteOp`] and its conditions (`ifRevision`, TTL).
+//! Every backend calls [`plan`] inside its own write transaction with the record
+//! currently stored, and gets back what to store (or that the key goes away), the
+//! [`Change`] to commit, and, if the stored record had expired, the `expire` change
+//! that must be committed just before it. Keeping the semantics here means SET, PATCH
+//! (JSON merge or string append), DELETE, ATOMIC and JSON Patch behave identically on
+//! every backend.
+//!
+//! Expiry: a record whose `expires_at_ms` has passed is absent to every read and write,
+//! even before a sweeper removes it. The first write that finds it commits an `expire`
+//! change first, so subscribers and replays always see the key expire before it is
+//! written again.
 
 use serde_json::{Map, Value};
 
 use crate::{Error, Limits, Record, Revision};
+
+/// Longest TTL accepted: ten years.
+pub const MAX_TTL_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
 
 /// One write to one key, as the writer of a backend receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mutation {
     pub key: String,
     pub op: WriteOp,
+    /// Conditional write: the revision the key must be at; 0 means "must not exist".
+    pub if_revision: Option<Revision>,
+    /// SET and PATCH: expire the key this many milliseconds after the write.
+    pub ttl_ms: Option<u64>,
 }
 
-/// The kinds of write (PROTOCOL.md A3).
+impl Mutation {
+    /// An unconditional write without TTL.
+    pub fn new(key: impl Into<String>, op: WriteOp) -> Self {
+        Mutation {
+            key: key.into(),
+            op,
+            if_revision: None,
+            ttl_ms: None,
+        }
+    }
+}
+
+/// The kinds of write (PROTOCOL.md A3 and part B).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
     /// Create or replace with this string.
@@ -28,6 +54,9 @@ pub enum WriteOp {
     Delete,
     /// Add this delta to the stored 64-bit integer (missing counts as 0).
     Atomic(i64),
+    /// Apply these RFC 6902 operations (a JSON array, as text) to the stored JSON
+    /// document, all or nothing. A missing key is the document `null`.
+    JsonPatch(String),
 }
 
 impl WriteOp {
@@ -38,6 +67,7 @@ impl WriteOp {
             WriteOp::Patch(_) => ChangeOp::Patch,
             WriteOp::Delete => ChangeOp::Delete,
             WriteOp::Atomic(_) => ChangeOp::Atomic,
+            WriteOp::JsonPatch(_) => ChangeOp::JsonPatch,
         }
     }
 }
@@ -49,7 +79,20 @@ pub enum ChangeOp {
     Patch,
     Delete,
     Atomic,
+    /// The key's TTL ran out; like a delete, its value is `None`.
+    Expire,
+    /// A JSON Patch; the notified value is the whole resulting document.
+    JsonPatch,
 }
+
+const ALL_OPS: [ChangeOp; 6] = [
+    ChangeOp::Set,
+    ChangeOp::Patch,
+    ChangeOp::Delete,
+    ChangeOp::Atomic,
+    ChangeOp::Expire,
+    ChangeOp::JsonPatch,
+];
 
 impl ChangeOp {
     /// A stable number for storage.
@@ -59,19 +102,14 @@ impl ChangeOp {
             ChangeOp::Patch => 2,
             ChangeOp::Delete => 3,
             ChangeOp::Atomic => 4,
+            ChangeOp::Expire => 5,
+            ChangeOp::JsonPatch => 6,
         }
     }
 
     /// The op stored as `code`.
     pub fn from_code(code: u8) -> Option<ChangeOp> {
-        [
-            ChangeOp::Set,
-            ChangeOp::Patch,
-            ChangeOp::Delete,
-            ChangeOp::Atomic,
-        ]
-        .into_iter()
-        .find(|op| op.code() == code)
+        ALL_OPS.into_iter().find(|op| op.code() == code)
     }
 
     /// The lowercase name used on the wire.
@@ -81,6 +119,8 @@ impl ChangeOp {
             ChangeOp::Patch => "patch",
             ChangeOp::Delete => "delete",
             ChangeOp::Atomic => "atomic",
+            ChangeOp::Expire => "expire",
+            ChangeOp::JsonPatch => "jsonpatch",
         }
     }
 }
@@ -93,7 +133,7 @@ pub struct Change {
     pub key: String,
     pub op: ChangeOp,
     /// The notified value: SET the stored string, PATCH the patch as sent, ATOMIC the
-    /// new number in decimal, DELETE `None`.
+    /// new number in decimal, JSON Patch the resulting document, DELETE and expiry `None`.
     pub value: Option<String>,
     /// Wall-clock commit time in milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
@@ -105,6 +145,17 @@ impl Change {
         match self.op {
             ChangeOp::Atomic => self.value.as_deref()?.parse().ok(),
             _ => None,
+        }
+    }
+
+    /// The change recording that `key` expired.
+    pub fn expire(key: &str, revision: Revision, timestamp_ms: u64) -> Change {
+        Change {
+            revision,
+            key: key.to_owned(),
+            op: ChangeOp::Expire,
+            value: None,
+            timestamp_ms,
         }
     }
 }
@@ -123,6 +174,16 @@ pub enum Applied {
 /// Nothing is written when this fails, so a backend can call it inside a transaction
 /// and simply skip the write on error.
 pub fn apply(op: &WriteOp, current: Option<&str>, limits: &Limits) -> Result<Applied, Error> {
+    let fits = |stored: String, what: &str| {
+        limits.check_value(&stored).map_err(|_| {
+            Error::invalid(format!(
+                "Value after {what} would be {} bytes; the limit is {} bytes",
+                stored.len(),
+                limits.max_value_bytes
+            ))
+        })?;
+        Ok(stored)
+    };
     match op {
         WriteOp::Set(value) => Ok(Applied::Put {
             stored: value.clone(),
@@ -133,15 +194,8 @@ pub fn apply(op: &WriteOp, current: Option<&str>, limits: &Limits) -> Result<App
                 None => patch.clone(),
                 Some(current) => merge_or_append(current, patch),
             };
-            limits.check_value(&stored).map_err(|_| {
-                Error::invalid(format!(
-                    "Value after PATCH would be {} bytes; the limit is {} bytes",
-                    stored.len(),
-                    limits.max_value_bytes
-                ))
-            })?;
             Ok(Applied::Put {
-                stored,
+                stored: fits(stored, "PATCH")?,
                 notified: patch.clone(),
             })
         }
@@ -167,45 +221,107 @@ pub fn apply(op: &WriteOp, current: Option<&str>, limits: &Limits) -> Result<App
                 notified: text,
             })
         }
+        WriteOp::JsonPatch(operations) => {
+            let stored = fits(json_patch(current, operations)?, "JSON Patch")?;
+            Ok(Applied::Put {
+                notified: stored.clone(),
+                stored,
+            })
+        }
     }
 }
 
-/// What a backend writes for one mutation: the new record (`None` removes the key)
-/// and the change it commits.
+/// RFC 6902: all operations apply, or the document is left as it was.
+fn json_patch(current: Option<&str>, operations: &str) -> Result<String, Error> {
+    let patch: json_patch::Patch = serde_json::from_str(operations)
+        .map_err(|err| Error::invalid(format!("Invalid JSON Patch: {err}")))?;
+    let mut document = match current {
+        None => Value::Null,
+        Some(text) => serde_json::from_str(text).map_err(|_| {
+            Error::invalid("Stored value is not a JSON document; JSON Patch needs one")
+        })?,
+    };
+    json_patch::patch(&mut document, &patch)
+        .map_err(|err| Error::invalid(format!("JSON Patch failed: {err}")))?;
+    Ok(document.to_string())
+}
+
+/// What a backend writes for one mutation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
+    /// The stored record had expired: commit this `expire` change first.
+    pub expired: Option<Change>,
+    /// The new record; `None` removes the key.
     pub record: Option<Record>,
+    /// The change the mutation commits.
     pub change: Change,
 }
 
-/// Applies `mutation` to the current value and stamps the result with `revision`.
-/// Backends call this inside their write transaction, so all share one semantics.
+impl Planned {
+    /// The revision of the last change this plan commits.
+    pub fn revision(&self) -> Revision {
+        self.change.revision
+    }
+
+    /// The changes to log and publish, in commit order.
+    pub fn changes(&self) -> impl Iterator<Item = &Change> {
+        self.expired.iter().chain(std::iter::once(&self.change))
+    }
+}
+
+/// Applies `mutation` to the stored record, giving the changes revisions from
+/// `next_revision` on. Backends call this inside their write transaction, so all share
+/// one semantics. Fails (writing nothing) on a broken condition or invalid input.
 pub fn plan(
     mutation: Mutation,
-    current: Option<&str>,
+    stored: Option<&Record>,
     limits: &Limits,
-    revision: Revision,
-    timestamp_ms: u64,
+    next_revision: Revision,
+    now_ms: u64,
 ) -> Result<Planned, Error> {
-    let applied = apply(&mutation.op, current, limits)?;
+    let (live, expired) = match stored {
+        Some(record) if record.is_expired(now_ms) => (None, true),
+        other => (other, false),
+    };
+    if let Some(expected) = mutation.if_revision {
+        let current = live.map_or(0, |record| record.revision);
+        if current != expected {
+            return Err(Error::Conflict { current });
+        }
+    }
+    let applied = apply(
+        &mutation.op,
+        live.map(|record| record.value.as_str()),
+        limits,
+    )?;
+    let expired = expired.then(|| Change::expire(&mutation.key, next_revision, now_ms));
+    let revision = next_revision + u64::from(expired.is_some());
+    let expires_at_ms = match (&mutation.op, mutation.ttl_ms) {
+        (_, Some(ttl)) => Some(now_ms.saturating_add(ttl)),
+        // SET replaces the whole record, TTL included; other writes keep the TTL.
+        (WriteOp::Set(_), None) => None,
+        (_, None) => live.and_then(|record| record.expires_at_ms),
+    };
     let (record, value) = match applied {
         Applied::Put { stored, notified } => (
             Some(Record {
                 value: stored,
                 revision,
+                expires_at_ms,
             }),
             Some(notified),
         ),
         Applied::Remove => (None, None),
     };
     Ok(Planned {
+        expired,
         record,
         change: Change {
             revision,
             key: mutation.key,
             op: mutation.op.change_op(),
             value,
-            timestamp_ms,
+            timestamp_ms: now_ms,
         },
     })
 }
@@ -348,6 +464,162 @@ mod tests {
         let min = i64::MIN.to_string();
         assert!(apply(&WriteOp::Atomic(-1), Some(&min), &limits).is_err());
         assert!(apply(&WriteOp::Atomic(i64::MIN), Some("0"), &limits).is_ok());
+    }
+
+    fn stored(value: &str, revision: u64, expires_at_ms: Option<u64>) -> Record {
+        Record {
+            value: value.into(),
+            revision,
+            expires_at_ms,
+        }
+    }
+
+    fn conditional(op: WriteOp, if_revision: u64) -> Mutation {
+        Mutation {
+            if_revision: Some(if_revision),
+            ..Mutation::new("k", op)
+        }
+    }
+
+    #[test]
+    fn if_revision_guards_every_kind_of_write() {
+        let limits = Limits::default();
+        let at_3 = stored("v", 3, None);
+        let ok = plan(
+            conditional(WriteOp::Set("w".into()), 3),
+            Some(&at_3),
+            &limits,
+            10,
+            0,
+        );
+        assert_eq!(ok.unwrap().change.revision, 10);
+        for op in [
+            WriteOp::Set("w".into()),
+            WriteOp::Patch("w".into()),
+            WriteOp::Delete,
+            WriteOp::JsonPatch("[]".into()),
+        ] {
+            let err = plan(conditional(op, 2), Some(&at_3), &limits, 10, 0).unwrap_err();
+            assert_eq!(err, Error::Conflict { current: 3 });
+            assert_eq!(err.status(), 409);
+        }
+        // 0 means "must not exist".
+        assert!(plan(
+            conditional(WriteOp::Set("w".into()), 0),
+            None,
+            &limits,
+            1,
+            0
+        )
+        .is_ok());
+        let err = plan(
+            conditional(WriteOp::Set("w".into()), 0),
+            Some(&at_3),
+            &limits,
+            10,
+            0,
+        );
+        assert_eq!(err.unwrap_err(), Error::Conflict { current: 3 });
+        let err = plan(conditional(WriteOp::Delete, 3), None, &limits, 1, 0);
+        assert_eq!(err.unwrap_err(), Error::Conflict { current: 0 });
+    }
+
+    #[test]
+    fn ttl_is_set_by_set_and_patch_cleared_by_set_and_kept_otherwise() {
+        let limits = Limits::default();
+        let with_ttl = Mutation {
+            ttl_ms: Some(5_000),
+            ..Mutation::new("k", WriteOp::Set("v".into()))
+        };
+        let planned = plan(with_ttl, None, &limits, 1, 1_000).unwrap();
+        assert_eq!(planned.record.unwrap().expires_at_ms, Some(6_000));
+        let expiring = stored("1", 1, Some(6_000));
+        let keep = |op| plan(Mutation::new("k", op), Some(&expiring), &limits, 2, 2_000).unwrap();
+        assert_eq!(
+            keep(WriteOp::Patch("2".into()))
+                .record
+                .unwrap()
+                .expires_at_ms,
+            Some(6_000)
+        );
+        assert_eq!(
+            keep(WriteOp::Atomic(1)).record.unwrap().expires_at_ms,
+            Some(6_000)
+        );
+        assert_eq!(
+            keep(WriteOp::Set("2".into())).record.unwrap().expires_at_ms,
+            None
+        );
+    }
+
+    #[test]
+    fn an_expired_record_is_absent_and_expires_first() {
+        let limits = Limits::default();
+        let expired = stored("old", 4, Some(1_000));
+        let planned = plan(
+            Mutation::new("k", WriteOp::Patch("new".into())),
+            Some(&expired),
+            &limits,
+            9,
+            1_000,
+        )
+        .unwrap();
+        let expire = planned.expired.clone().unwrap();
+        assert_eq!(
+            (expire.op, expire.revision, expire.value),
+            (ChangeOp::Expire, 9, None)
+        );
+        assert_eq!(planned.change.revision, 10);
+        assert_eq!(
+            planned.record.unwrap().value,
+            "new",
+            "PATCH on an expired key creates it"
+        );
+        let err = plan(
+            Mutation::new("k", WriteOp::Delete),
+            Some(&expired),
+            &limits,
+            9,
+            1_000,
+        );
+        assert_eq!(err.unwrap_err(), Error::NotFound);
+        let err = plan(
+            conditional(WriteOp::Set("x".into()), 4),
+            Some(&expired),
+            &limits,
+            9,
+            1_000,
+        );
+        assert_eq!(err.unwrap_err(), Error::Conflict { current: 0 });
+    }
+
+    #[test]
+    fn json_patch_applies_all_or_nothing() {
+        let doc = r#"{"todos":[{"id":1}]}"#;
+        let (stored, notified) = put(
+            WriteOp::JsonPatch(r#"[{"op":"add","path":"/todos/-","value":{"id":2}},{"op":"replace","path":"/todos/0/id","value":0}]"#.into()),
+            Some(doc),
+        );
+        assert_eq!(stored, r#"{"todos":[{"id":0},{"id":2}]}"#);
+        assert_eq!(notified, stored, "subscribers get the whole new document");
+        let limits = Limits::default();
+        let failing = WriteOp::JsonPatch(
+            r#"[{"op":"add","path":"/x","value":1},{"op":"test","path":"/todos/0/id","value":99}]"#
+                .into(),
+        );
+        let err = apply(&failing, Some(doc), &limits).unwrap_err();
+        assert!(err.to_string().contains("JSON Patch failed"), "{err}");
+        assert!(apply(&WriteOp::JsonPatch("{}".into()), Some(doc), &limits)
+            .unwrap_err()
+            .to_string()
+            .contains("Invalid JSON Patch"));
+        assert!(apply(&WriteOp::JsonPatch("[]".into()), Some("not json"), &limits).is_err());
+        // A missing key is the document null, which "add" at the root replaces.
+        let (created, _) = put(
+            WriteOp::JsonPatch(r#"[{"op":"add","path":"","value":[]}]"#.into()),
+            None,
+        );
+        assert_eq!(created, "[]");
     }
 
     #[test]

@@ -15,11 +15,29 @@ use crate::{Change, Error, Mutation};
 /// A store-wide, strictly increasing change number (like etcd's revision).
 pub type Revision = u64;
 
-/// A stored value and the revision of the change that last wrote it.
+/// A stored value, the revision of the change that last wrote it, and its expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub value: String,
     pub revision: Revision,
+    /// When the key expires, in milliseconds since the Unix epoch.
+    pub expires_at_ms: Option<u64>,
+}
+
+impl Record {
+    /// A record without expiry.
+    pub fn new(value: impl Into<String>, revision: Revision) -> Self {
+        Record {
+            value: value.into(),
+            revision,
+            expires_at_ms: None,
+        }
+    }
+
+    /// True once the record's TTL has run out: it is then absent to every read.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_some_and(|at| at <= now_ms)
+    }
 }
 
 /// One page of an ordered scan.
@@ -71,6 +89,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Applies and commits one write. Writes of one caller are committed in the order
     /// their futures are polled to completion one after another.
     async fn write(&self, mutation: Mutation) -> Result<Change, Error>;
+
+    /// Removes every record whose TTL has run out, committing an `expire` change for
+    /// each (published like any change). Returns how many expired.
+    async fn expire_due(&self) -> Result<usize, Error>;
 
     /// Committed changes with a revision above `after`, oldest first, at most `limit`.
     async fn changes_since(&self, after: Revision, limit: usize) -> Result<ChangesSince, Error>;

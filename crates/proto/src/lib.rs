@@ -10,4 +10,4 @@ pub mod reply;
 pub mod request;
 pub mod rest;
 
-pub use request::{parse_request, Op, Request, RequestBody, RequestError};
+pub use request::{parse_request, Op, Request, RequestBody, RequestError, WriteOptions};

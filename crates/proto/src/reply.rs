@@ -111,6 +111,17 @@ pub fn atomic(key: &str, new_value: i64, revision: u64, message_id: Option<&RawV
 
 /// `{"code":C,"error":T,"messageId":M,"key":K}`
 pub fn error(code: u16, text: &str, message_id: Option<&RawValue>, key: Option<&str>) -> String {
+    error_at(code, text, message_id, key, None)
+}
+
+/// An error that also reports the key's current `revision` (409 on `ifRevision`).
+pub fn error_at(
+    code: u16,
+    text: &str,
+    message_id: Option<&RawValue>,
+    key: Option<&str>,
+    revision: Option<u64>,
+) -> String {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Body<'a> {
@@ -120,12 +131,15 @@ pub fn error(code: u16, text: &str, message_id: Option<&RawValue>, key: Option<&
         message_id: Option<&'a RawValue>,
         #[serde(skip_serializing_if = "Option::is_none")]
         key: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        revision: Option<u64>,
     }
     serde_json::to_string(&Body {
         code,
         error: text,
         message_id,
         key,
+        revision,
     })
     .unwrap_or_else(|_| internal_error())
 }

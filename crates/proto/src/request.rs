@@ -16,6 +16,7 @@ pub enum Op {
     Delete,
     Range,
     Atomic,
+    JsonPatch,
     Subscribe,
     Unsubscribe,
 }
@@ -46,6 +47,7 @@ impl Op {
             "delete" => Ok(Op::Delete),
             "range" => Ok(Op::Range),
             "atomic" => Ok(Op::Atomic),
+            "jsonpatch" | "json-patch" | "json_patch" => Ok(Op::JsonPatch),
             "subscribe" => Ok(Op::Subscribe),
             "unsubscribe" => Ok(Op::Unsubscribe),
             _ => Err(format!("Unknown operation: {name:?}")),
@@ -70,13 +72,22 @@ pub enum RequestBody {
     Set {
         key: String,
         value: String,
+        options: WriteOptions,
     },
     Patch {
         key: String,
         value: String,
+        options: WriteOptions,
     },
     Delete {
         key: String,
+        options: WriteOptions,
+    },
+    /// Part B: RFC 6902 operations (a JSON array, as text) applied atomically.
+    JsonPatch {
+        key: String,
+        value: String,
+        options: WriteOptions,
     },
     Range {
         key: String,
@@ -105,7 +116,8 @@ impl RequestBody {
             RequestBody::Get { key }
             | RequestBody::Set { key, .. }
             | RequestBody::Patch { key, .. }
-            | RequestBody::Delete { key }
+            | RequestBody::Delete { key, .. }
+            | RequestBody::JsonPatch { key, .. }
             | RequestBody::Range { key, .. }
             | RequestBody::Atomic { key, .. } => Some(key),
             RequestBody::Subscribe { .. } | RequestBody::Unsubscribe { .. } => None,
@@ -140,6 +152,10 @@ struct Fields<'a> {
     patterns: Option<&'a RawValue>,
     #[serde(borrow)]
     since: Option<&'a RawValue>,
+    #[serde(borrow, rename = "ifRevision")]
+    if_revision: Option<&'a RawValue>,
+    #[serde(borrow)]
+    ttl: Option<&'a RawValue>,
 }
 
 /// Parses one text frame.
@@ -188,16 +204,24 @@ fn parse_body(fields: &Fields, key_seen: &mut Option<String>) -> Result<RequestB
     }
     let key = string_field("key", fields.key)?;
     *key_seen = Some(key.clone());
+    let options = write_options(op, fields)?;
     Ok(match op {
         Op::Get => RequestBody::Get { key },
-        Op::Delete => RequestBody::Delete { key },
+        Op::Delete => RequestBody::Delete { key, options },
         Op::Set => RequestBody::Set {
             key,
             value: string_field("value", fields.value)?,
+            options,
         },
         Op::Patch => RequestBody::Patch {
             key,
             value: string_field("value", fields.value)?,
+            options,
+        },
+        Op::JsonPatch => RequestBody::JsonPatch {
+            key,
+            value: string_field("value", fields.value)?,
+            options,
         },
         Op::Range => RequestBody::Range {
             key,
@@ -214,6 +238,60 @@ fn parse_body(fields: &Fields, key_seen: &mut Option<String>) -> Result<RequestB
             )?,
         },
         Op::Subscribe | Op::Unsubscribe => unreachable!("handled above"),
+    })
+}
+
+/// Conditions of a write (PROTOCOL.md part B).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// The revision the key must be at; 0 means "must not exist".
+    pub if_revision: Option<u64>,
+    /// Time to live in milliseconds (the wire gives seconds, fractions allowed).
+    pub ttl_ms: Option<u64>,
+}
+
+/// Longest `ttl` accepted, in seconds (ten years).
+pub const MAX_TTL_SECONDS: f64 = 315_360_000.0;
+
+fn write_options(op: Op, fields: &Fields) -> Result<WriteOptions, String> {
+    let conditional = matches!(op, Op::Set | Op::Patch | Op::Delete | Op::JsonPatch);
+    let expiring = matches!(op, Op::Set | Op::Patch);
+    let if_revision = match fields.if_revision {
+        None => None,
+        Some(_) if !conditional => {
+            return Err(
+                "Field 'ifRevision' is only allowed on SET, PATCH, DELETE and JSONPATCH".to_owned(),
+            )
+        }
+        Some(raw) => Some(
+            u64::try_from(integer("ifRevision", raw)?)
+                .map_err(|_| "Field 'ifRevision' must not be negative".to_owned())?,
+        ),
+    };
+    let ttl_ms = match fields.ttl {
+        None => None,
+        Some(_) if !expiring => {
+            return Err("Field 'ttl' is only allowed on SET and PATCH".to_owned())
+        }
+        Some(raw) => {
+            let seconds: f64 = serde_json::from_str(raw.get()).map_err(|_| {
+                format!(
+                    "Field 'ttl' must be a number of seconds, got {}",
+                    json_kind(raw.get())
+                )
+            })?;
+            if !(seconds > 0.0 && seconds <= MAX_TTL_SECONDS) {
+                return Err(format!(
+                    "Field 'ttl' must be more than 0 and at most {MAX_TTL_SECONDS} seconds"
+                ));
+            }
+            // At least 1 ms, so a tiny positive TTL still expires rather than never.
+            Some(((seconds * 1000.0).round() as u64).max(1))
+        }
+    };
+    Ok(WriteOptions {
+        if_revision,
+        ttl_ms,
     })
 }
 
@@ -332,6 +410,44 @@ mod tests {
                 limit: Some(5)
             }
         );
+    }
+
+    #[test]
+    fn write_options() {
+        assert_eq!(
+            ok(r#"{"op":"set","key":"k","value":"v","ifRevision":3,"ttl":1.5}"#),
+            RequestBody::Set {
+                key: "k".into(),
+                value: "v".into(),
+                options: WriteOptions {
+                    if_revision: Some(3),
+                    ttl_ms: Some(1500)
+                }
+            }
+        );
+        assert!(matches!(
+            ok(r#"{"op":"jsonpatch","key":"k","value":"[]","ifRevision":0}"#),
+            RequestBody::JsonPatch {
+                options: WriteOptions {
+                    if_revision: Some(0),
+                    ttl_ms: None
+                },
+                ..
+            }
+        ));
+        assert!(matches!(
+            ok(r#"{"op":4,"key":"k","ifRevision":7}"#),
+            RequestBody::Delete { .. }
+        ));
+        assert!(err(r#"{"op":"set","key":"k","value":"v","ttl":0}"#).contains("more than 0"));
+        assert!(
+            err(r#"{"op":"set","key":"k","value":"v","ttl":"10"}"#).contains("number of seconds")
+        );
+        assert!(
+            err(r#"{"op":"delete","key":"k","ttl":5}"#).contains("only allowed on SET and PATCH")
+        );
+        assert!(err(r#"{"op":6,"key":"k","value":1,"ifRevision":1}"#).contains("ifRevision"));
+        assert!(err(r#"{"op":"set","key":"k","value":"v","ifRevision":-1}"#).contains("negative"));
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct ServerConfig {
     pub token_secret: Vec<u8>,
     /// How long an issued token stays valid.
     pub token_lifetime: Duration,
+    /// How often keys whose TTL ran out are removed (and their `expire` published).
+    /// Reads never return an expired key, whatever this is.
+    pub expiry_sweep_interval: Duration,
     /// How long shutdown waits for sessions to finish before closing the store anyway.
     pub shutdown_grace: Duration,
 }
@@ -44,6 +47,7 @@ impl ServerConfig {
             outbox_bytes: 8 * 1024 * 1024,
             token_secret,
             token_lifetime: Duration::from_secs(2 * 3600),
+            expiry_sweep_interval: Duration::from_millis(250),
             shutdown_grace: Duration::from_secs(10),
         }
     }

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ripplekv_core::now_ms;
 use ripplekv_proto::rest::{parse_atomic_body, parse_record_body, parse_token_body};
+use ripplekv_proto::WriteOptions;
 use serde_json::json;
 
 use crate::auth;
@@ -53,11 +54,20 @@ pub(crate) async fn post_record(
     let body = parse_record_body(&body_text(body)?).map_err(HttpError::bad_request)?;
     let (change, message) = if body.partial_update {
         (
-            state.ops().patch(&access, body.key, body.value).await?,
+            state
+                .ops()
+                .patch(&access, body.key, body.value, WriteOptions::default())
+                .await?,
             PATCHED,
         )
     } else {
-        (state.ops().set(&access, body.key, body.value).await?, SAVED)
+        (
+            state
+                .ops()
+                .set(&access, body.key, body.value, WriteOptions::default())
+                .await?,
+            SAVED,
+        )
     };
     Ok(
         Json(json!({"success": true, "message": message, "revision": change.revision}))
@@ -116,7 +126,10 @@ pub(crate) async fn delete_record(
     headers: HeaderMap,
 ) -> HttpResult {
     let access = authorize(&state, &headers)?;
-    let change = state.ops().delete(&access, record_key(&uri)?).await?;
+    let change = state
+        .ops()
+        .delete(&access, record_key(&uri)?, WriteOptions::default())
+        .await?;
     Ok(
         Json(json!({"success": true, "message": DELETED, "revision": change.revision}))
             .into_response(),

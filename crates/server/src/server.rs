@@ -1,6 +1,6 @@
 //! Running the server, and the shutdown sequence.
 //!
-//! [`run`] serves until `shutdown` resolves, then:
+//! [`run`] serves, and sweeps keys whose TTL ran out, until `shutdown` resolves, then:
 //! 1. stops accepting connections;
 //! 2. tells every session to finish: each completes the request it is running,
 //!    sends a close frame (1001, "server shutting down") and ends;
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use axum::serve::ListenerExt;
 use ripplekv_core::Store;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
 use crate::{http, ServerConfig};
@@ -25,6 +26,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = config.shutdown_grace;
+    let config_interval = config.expiry_sweep_interval;
     let state = AppState::new(config, Arc::clone(&store));
     let stopping = state.shutdown().clone();
     let signal = {
@@ -37,6 +39,11 @@ pub async fn run(
             stopping.cancel();
         }
     };
+    let sweeper = tokio::spawn(sweep_expired(
+        Arc::clone(&store),
+        config_interval,
+        stopping.clone(),
+    ));
     let router = http::router(state.clone());
     // Replies are small frames written as soon as they are ready; Nagle's algorithm
     // would hold a second one back until the first is acknowledged.
@@ -76,8 +83,31 @@ pub async fn run(
             Ok(())
         }
     };
+    let _ = sweeper.await;
     if let Err(err) = store.close().await {
         tracing::error!(error = %err, "closing the store failed");
     }
     result
+}
+
+/// Removes expired keys every `interval` until shutdown, so their `expire` changes
+/// reach subscribers even when nobody touches the keys.
+async fn sweep_expired(
+    store: Arc<dyn Store>,
+    interval: std::time::Duration,
+    stop: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match store.expire_due().await {
+            Ok(0) => {}
+            Ok(count) => tracing::debug!(count, "expired keys removed"),
+            Err(err) => tracing::warn!(error = %err, "expiry sweep failed"),
+        }
+    }
 }

@@ -15,6 +15,8 @@ use serde_json::value::RawValue;
 pub(crate) const SAVED: &str = "Record inserted/updated successfully";
 /// Reply message of a successful PATCH.
 pub(crate) const PATCHED: &str = "Record patched successfully";
+/// Reply message of a successful JSON Patch.
+pub(crate) const JSON_PATCHED: &str = "JSON Patch applied successfully";
 /// Reply message of a successful DELETE.
 pub(crate) const DELETED: &str = "Record deleted successfully";
 
@@ -31,7 +33,14 @@ pub(crate) fn socket_error(
     key: Option<&str>,
 ) -> String {
     log_if_internal(err);
-    ripplekv_proto::reply::error(err.status(), &err.client_message(), message_id, key)
+    let text = err.client_message();
+    match err {
+        // A failed conditional write says which revision the key is really at.
+        Error::Conflict { current } => {
+            ripplekv_proto::reply::error_at(err.status(), &text, message_id, key, Some(*current))
+        }
+        _ => ripplekv_proto::reply::error(err.status(), &text, message_id, key),
+    }
 }
 
 /// An HTTP error response `{"error": text}` with the status of the error.

@@ -1,11 +1,12 @@
 //! An in-memory [`Store`]: a `BTreeMap` under a `RwLock`. Nothing survives a restart.
 //!
 //! It exists so unit and session tests run without a disk, and as the reference the
-//! durable backends are checked against.
+//! durable backends are checked against. Changes are published under the write lock,
+//! so subscribers see them in commit order.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Bound;
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use ripplekv_core::{
@@ -25,6 +26,8 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct State {
     records: BTreeMap<String, Record>,
+    /// Keys with a TTL, by expiry time.
+    expiry: BTreeSet<(u64, String)>,
     revision: Revision,
     /// Retained changes, oldest first; every revision up to `floor` was dropped.
     log: VecDeque<Change>,
@@ -44,6 +47,32 @@ impl State {
             self.log.pop_front();
         }
     }
+
+    /// Stores (or removes) the record of `key`, keeping the expiry index in step.
+    fn put(&mut self, key: &str, record: Option<Record>) {
+        let old = match record {
+            Some(record) => {
+                if let Some(at) = record.expires_at_ms {
+                    self.expiry.insert((at, key.to_owned()));
+                }
+                self.records.insert(key.to_owned(), record)
+            }
+            None => self.records.remove(key),
+        };
+        if let Some(at) = old.and_then(|old| old.expires_at_ms) {
+            let still = self.records.get(key).and_then(|r| r.expires_at_ms) == Some(at);
+            if !still {
+                self.expiry.remove(&(at, key.to_owned()));
+            }
+        }
+    }
+
+    fn commit(&mut self, change: Change, retention: &Retention) {
+        self.revision = change.revision;
+        let now = change.timestamp_ms;
+        self.log.push_back(change);
+        self.trim_log(retention, now);
+    }
 }
 
 impl MemoryStore {
@@ -61,23 +90,38 @@ impl MemoryStore {
             sink: SinkSlot::default(),
         }
     }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Record>, Error> {
-        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(state.records.get(key).cloned())
+        let now = now_ms();
+        Ok(self
+            .read()
+            .records
+            .get(key)
+            .filter(|r| !r.is_expired(now))
+            .cloned())
     }
 
     async fn range(&self, start: &str, end: &str, limit: usize) -> Result<RangePage, Error> {
         if start > end {
             return Ok(RangePage::default());
         }
-        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        let now = now_ms();
+        let state = self.read();
         let mut records: Vec<(String, Record)> = state
             .records
             .range::<str, _>((Bound::Included(start), Bound::Included(end)))
+            .filter(|(_, record)| !record.is_expired(now))
             .take(limit + 1)
             .map(|(key, record)| (key.clone(), record.clone()))
             .collect();
@@ -87,27 +131,54 @@ impl Store for MemoryStore {
     }
 
     async fn write(&self, mutation: Mutation) -> Result<Change, Error> {
-        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.write_state();
         if state.closed {
             return Err(Error::Unavailable);
         }
         let now = now_ms();
-        let current = state.records.get(&mutation.key).map(|r| r.value.as_str());
-        let planned = plan(mutation, current, &self.limits, state.revision + 1, now)?;
-        state.revision = planned.change.revision;
-        match planned.record {
-            Some(record) => state.records.insert(planned.change.key.clone(), record),
-            None => state.records.remove(&planned.change.key),
-        };
-        state.log.push_back(planned.change.clone());
-        state.trim_log(&self.retention, now);
+        let key = mutation.key.clone();
+        let planned = plan(
+            mutation,
+            state.records.get(&key),
+            &self.limits,
+            state.revision + 1,
+            now,
+        )?;
+        state.put(&key, planned.record.clone());
+        for change in planned.changes() {
+            state.commit(change.clone(), &self.retention);
+        }
         // Published under the lock, so subscribers see changes in commit order.
-        self.sink.publish(std::slice::from_ref(&planned.change));
+        self.sink
+            .publish(&planned.changes().cloned().collect::<Vec<_>>());
         Ok(planned.change)
     }
 
+    async fn expire_due(&self) -> Result<usize, Error> {
+        let mut state = self.write_state();
+        let now = now_ms();
+        let due: Vec<(u64, String)> = state
+            .expiry
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .cloned()
+            .collect();
+        let mut expired = Vec::new();
+        for (at, key) in due {
+            state.expiry.remove(&(at, key.clone()));
+            if state.records.get(&key).and_then(|r| r.expires_at_ms) == Some(at) {
+                state.records.remove(&key);
+                let change = Change::expire(&key, state.revision + 1, now);
+                state.commit(change.clone(), &self.retention);
+                expired.push(change);
+            }
+        }
+        self.sink.publish(&expired);
+        Ok(expired.len())
+    }
+
     async fn changes_since(&self, after: Revision, limit: usize) -> Result<ChangesSince, Error> {
-        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        let state = self.read();
         if after < state.floor {
             return Ok(ChangesSince::TooOld { floor: state.floor });
         }
@@ -119,21 +190,15 @@ impl Store for MemoryStore {
     }
 
     fn revision(&self) -> Revision {
-        self.state
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .revision
+        self.read().revision
     }
 
     async fn close(&self) -> Result<(), Error> {
-        self.state
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .closed = true;
+        self.write_state().closed = true;
         Ok(())
     }
 
-    fn set_change_sink(&self, sink: std::sync::Arc<dyn ChangeSink>) {
+    fn set_change_sink(&self, sink: Arc<dyn ChangeSink>) {
         self.sink.set(sink);
     }
 }

@@ -34,6 +34,10 @@ use tokio::sync::oneshot;
 const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
+/// Keys with a TTL, by (expiry time, key), so the sweeper finds due keys in order.
+const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
+/// Most keys expired in one commit, to keep commits short.
+const MAX_EXPIRED_PER_COMMIT: usize = 10_000;
 const REVISION: &str = "revision";
 /// Every change up to this revision has been dropped from the change log.
 const LOG_FLOOR: &str = "log_floor";
@@ -50,8 +54,8 @@ pub const MAX_BATCH: usize = 1024;
 pub const RELAXED_SYNC_INTERVAL: Duration = Duration::from_millis(100);
 /// Writes that may wait for the writer before submitters are made to wait.
 const QUEUE_CAPACITY: usize = 8192;
-/// Format tag of an encoded record, so the layout can evolve (e.g. TTL).
-const RECORD_FORMAT: u8 = 1;
+/// Format tag of an encoded record: 1 is revision + value, 2 adds the expiry.
+const RECORD_FORMAT: u8 = 2;
 
 /// When a write is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -92,6 +96,7 @@ struct Shared {
 
 enum Job {
     Write(Mutation, oneshot::Sender<Result<Change, Error>>),
+    ExpireDue(oneshot::Sender<Result<usize, Error>>),
     Close(oneshot::Sender<Result<(), Error>>),
 }
 
@@ -145,6 +150,7 @@ fn init_tables(db: &Database) -> Result<Revision, Error> {
     let revision = {
         txn.open_table(KV).map_err(Error::internal)?;
         txn.open_table(CHANGES).map_err(Error::internal)?;
+        txn.open_table(EXPIRY).map_err(Error::internal)?;
         let meta = txn.open_table(META).map_err(Error::internal)?;
         let stored = meta.get(REVISION).map_err(Error::internal)?;
         stored.map_or(0, |guard| guard.value())
@@ -154,9 +160,10 @@ fn init_tables(db: &Database) -> Result<Revision, Error> {
 }
 
 fn encode(record: &Record) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(9 + record.value.len());
+    let mut bytes = Vec::with_capacity(17 + record.value.len());
     bytes.push(RECORD_FORMAT);
     bytes.extend_from_slice(&record.revision.to_le_bytes());
+    bytes.extend_from_slice(&record.expires_at_ms.unwrap_or(0).to_le_bytes());
     bytes.extend_from_slice(record.value.as_bytes());
     bytes
 }
@@ -212,15 +219,21 @@ fn decode_change(revision: Revision, bytes: &[u8]) -> Result<Change, Error> {
 fn decode(bytes: &[u8]) -> Result<Record, Error> {
     let corrupt = || Error::internal("corrupt record in kv table");
     let (&format, rest) = bytes.split_first().ok_or_else(corrupt)?;
-    if format != RECORD_FORMAT || rest.len() < 8 {
-        return Err(corrupt());
-    }
-    let (revision, value) = rest.split_at(8);
-    let revision = u64::from_le_bytes(revision.try_into().map_err(|_| corrupt())?);
-    let value = std::str::from_utf8(value)
-        .map_err(|_| corrupt())?
-        .to_owned();
-    Ok(Record { value, revision })
+    let number = |at: usize| -> Result<u64, Error> {
+        let field = rest.get(at..at + 8).ok_or_else(corrupt)?;
+        Ok(u64::from_le_bytes(field.try_into().map_err(|_| corrupt())?))
+    };
+    let (expires_at_ms, value) = match format {
+        1 => (None, rest.get(8..)),
+        2 => (Some(number(8)?).filter(|&at| at != 0), rest.get(16..)),
+        _ => return Err(corrupt()),
+    };
+    let value = std::str::from_utf8(value.ok_or_else(corrupt)?).map_err(|_| corrupt())?;
+    Ok(Record {
+        value: value.to_owned(),
+        revision: number(0)?,
+        expires_at_ms,
+    })
 }
 
 #[async_trait]
@@ -229,7 +242,9 @@ impl Store for RedbStore {
         let txn = self.shared.db.begin_read().map_err(Error::internal)?;
         let table = txn.open_table(KV).map_err(Error::internal)?;
         let guard = table.get(key).map_err(Error::internal)?;
-        guard.map(|bytes| decode(bytes.value())).transpose()
+        let record = guard.map(|bytes| decode(bytes.value())).transpose()?;
+        // Expired records are absent even before the sweeper removes them.
+        Ok(record.filter(|record| !record.is_expired(now_ms())))
     }
 
     async fn range(&self, start: &str, end: &str, limit: usize) -> Result<RangePage, Error> {
@@ -240,13 +255,18 @@ impl Store for RedbStore {
         let table = txn.open_table(KV).map_err(Error::internal)?;
         let mut records = Vec::with_capacity(limit.min(128));
         let mut truncated = false;
+        let now = now_ms();
         for entry in table.range::<&str>(start..=end).map_err(Error::internal)? {
             let (key, value) = entry.map_err(Error::internal)?;
+            let record = decode(value.value())?;
+            if record.is_expired(now) {
+                continue;
+            }
             if records.len() == limit {
                 truncated = true;
                 break;
             }
-            records.push((key.value().to_owned(), decode(value.value())?));
+            records.push((key.value().to_owned(), record));
         }
         Ok(RangePage { records, truncated })
     }
@@ -255,6 +275,25 @@ impl Store for RedbStore {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send_async(Job::Write(mutation, reply))
+            .await
+            .map_err(|_| Error::Unavailable)?;
+        answer.await.map_err(|_| Error::Unavailable)?
+    }
+
+    async fn expire_due(&self) -> Result<usize, Error> {
+        // Peek first, so an idle store does not commit (and fsync) on every sweep.
+        let txn = self.shared.db.begin_read().map_err(Error::internal)?;
+        let expiry = txn.open_table(EXPIRY).map_err(Error::internal)?;
+        let first_due = expiry
+            .first()
+            .map_err(Error::internal)?
+            .map(|(entry, _)| entry.value().0);
+        if first_due.is_none_or(|at| at > now_ms()) {
+            return Ok(0);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send_async(Job::ExpireDue(reply))
             .await
             .map_err(|_| Error::Unavailable)?;
         answer.await.map_err(|_| Error::Unavailable)?
@@ -326,6 +365,43 @@ impl Store for RedbStore {
     }
 }
 
+/// The tables one write transaction works on, and the changes it committed so far.
+struct Tables<'txn> {
+    kv: redb::Table<'txn, &'static str, &'static [u8]>,
+    expiry: redb::Table<'txn, (u64, &'static str), ()>,
+    committed: Vec<Change>,
+}
+
+impl Tables<'_> {
+    /// The stored record, expired or not.
+    fn get(&self, key: &str) -> Result<Option<Record>, Error> {
+        self.kv
+            .get(key)
+            .map_err(Error::internal)?
+            .map(|bytes| decode(bytes.value()))
+            .transpose()
+    }
+
+    /// Replaces `old` by `new` (or removes the key), keeping the expiry index in step.
+    fn put(&mut self, key: &str, old: Option<&Record>, new: Option<&Record>) -> Result<(), Error> {
+        let old_expiry = old.and_then(|record| record.expires_at_ms);
+        let new_expiry = new.and_then(|record| record.expires_at_ms);
+        if old_expiry != new_expiry {
+            if let Some(at) = old_expiry {
+                self.expiry.remove((at, key)).map_err(Error::internal)?;
+            }
+            if let Some(at) = new_expiry {
+                self.expiry.insert((at, key), ()).map_err(Error::internal)?;
+            }
+        }
+        match new {
+            Some(record) => self.kv.insert(key, encode(record).as_slice()).map(drop),
+            None => self.kv.remove(key).map(drop),
+        }
+        .map_err(Error::internal)
+    }
+}
+
 /// The state of the writer thread.
 struct Writer {
     shared: Arc<Shared>,
@@ -379,6 +455,7 @@ impl Writer {
                         writes.push((mutation, reply))
                     }
                     Job::Write(_, reply) => drop(reply.send(Err(Error::Unavailable))),
+                    Job::ExpireDue(reply) => drop(reply.send(self.expire_due())),
                     Job::Close(reply) => closer = Some(reply),
                 }
             }
@@ -400,27 +477,39 @@ impl Writer {
         let _ = self.sync();
     }
 
-    /// Applies the batch in one transaction, commits, then answers every write.
+    /// Applies the batch in one transaction, commits, publishes, then answers.
     fn commit_batch(&mut self, writes: Vec<(Mutation, oneshot::Sender<Result<Change, Error>>)>) {
         let count = writes.len() as u64;
         let (mutations, replies): (Vec<_>, Vec<_>) = writes.into_iter().unzip();
-        match self.apply_and_commit(mutations) {
-            Ok(outcomes) => {
+        let limits = self.limits;
+        let committed = self.transact(|tables, revision, now| {
+            let mut outcomes = Vec::with_capacity(mutations.len());
+            for mutation in mutations {
+                let key = mutation.key.clone();
+                let stored = tables.get(&key)?;
+                match plan(mutation, stored.as_ref(), &limits, *revision + 1, now) {
+                    Ok(planned) => {
+                        tables.put(&key, stored.as_ref(), planned.record.as_ref())?;
+                        *revision = planned.revision();
+                        tables.committed.extend(planned.changes().cloned());
+                        outcomes.push(Ok(planned.change));
+                    }
+                    // Per-write failures (404, 409, bad ATOMIC) are answers, not aborts.
+                    Err(err) => outcomes.push(Err(err)),
+                }
+            }
+            Ok(outcomes)
+        });
+        match committed {
+            Ok((outcomes, changes)) => {
                 let stats = &self.shared.stats;
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 stats.writes.fetch_add(count, Ordering::Relaxed);
                 stats.max_batch.fetch_max(count, Ordering::Relaxed);
-                if self.durability == Durability::Relaxed && self.unsynced_since.is_none() {
-                    self.unsynced_since = Some(Instant::now());
-                }
                 // Published from this one thread, after commit and before any writer
                 // hears back: subscribers see changes in commit order, never later
                 // than the writer's own reply.
-                let committed: Vec<Change> = outcomes
-                    .iter()
-                    .filter_map(|o| o.as_ref().ok().cloned())
-                    .collect();
-                self.shared.sink.publish(&committed);
+                self.shared.sink.publish(&changes);
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);
                 }
@@ -434,12 +523,43 @@ impl Writer {
         }
     }
 
-    /// Applies mutations in order inside one write transaction. Per-write failures
-    /// (404, bad ATOMIC) are outcomes; only a storage failure aborts the batch.
-    fn apply_and_commit(
+    /// Removes records whose TTL ran out, committing an `expire` change for each.
+    fn expire_due(&mut self) -> Result<usize, Error> {
+        let (count, changes) = self.transact(|tables, revision, now| {
+            let mut due = Vec::new();
+            for entry in tables.expiry.iter().map_err(Error::internal)? {
+                let (entry, _) = entry.map_err(Error::internal)?;
+                let (at, key) = entry.value();
+                if at > now || due.len() == MAX_EXPIRED_PER_COMMIT {
+                    break;
+                }
+                due.push((at, key.to_owned()));
+            }
+            for (at, key) in &due {
+                tables
+                    .expiry
+                    .remove((*at, key.as_str()))
+                    .map_err(Error::internal)?;
+                let stored = tables.get(key)?;
+                if stored.as_ref().and_then(|record| record.expires_at_ms) == Some(*at) {
+                    tables.kv.remove(key.as_str()).map_err(Error::internal)?;
+                    *revision += 1;
+                    tables.committed.push(Change::expire(key, *revision, now));
+                }
+            }
+            Ok(tables.committed.len())
+        })?;
+        self.shared.sink.publish(&changes);
+        Ok(count)
+    }
+
+    /// Runs `body` in one write transaction, then logs the changes it committed, trims
+    /// the log, stores the revision, and commits. Returns the body's result and the
+    /// committed changes, in order.
+    fn transact<T>(
         &mut self,
-        mutations: Vec<Mutation>,
-    ) -> Result<Vec<Result<Change, Error>>, Error> {
+        body: impl FnOnce(&mut Tables<'_>, &mut Revision, u64) -> Result<T, Error>,
+    ) -> Result<(T, Vec<Change>), Error> {
         let mut txn = self.shared.db.begin_write().map_err(Error::internal)?;
         let level = match self.durability {
             Durability::Sync => redb::Durability::Immediate,
@@ -447,35 +567,16 @@ impl Writer {
         };
         txn.set_durability(level).map_err(Error::internal)?;
         let mut revision = self.shared.revision.load(Ordering::Acquire);
-        let mut outcomes = Vec::with_capacity(mutations.len());
-        {
-            let mut kv = txn.open_table(KV).map_err(Error::internal)?;
-            let timestamp = now_ms();
-            for mutation in mutations {
-                let current = kv
-                    .get(mutation.key.as_str())
-                    .map_err(Error::internal)?
-                    .map(|bytes| decode(bytes.value()))
-                    .transpose()?;
-                let current = current.as_ref().map(|record| record.value.as_str());
-                let planned = match plan(mutation, current, &self.limits, revision + 1, timestamp) {
-                    Ok(planned) => planned,
-                    Err(err) => {
-                        outcomes.push(Err(err));
-                        continue;
-                    }
-                };
-                let key = planned.change.key.as_str();
-                match &planned.record {
-                    Some(record) => kv.insert(key, encode(record).as_slice()).map(drop),
-                    None => kv.remove(key).map(drop),
-                }
-                .map_err(Error::internal)?;
-                revision = planned.change.revision;
-                outcomes.push(Ok(planned.change));
-            }
+        let now = now_ms();
+        let (result, committed) = {
+            let mut tables = Tables {
+                kv: txn.open_table(KV).map_err(Error::internal)?,
+                expiry: txn.open_table(EXPIRY).map_err(Error::internal)?,
+                committed: Vec::new(),
+            };
+            let result = body(&mut tables, &mut revision, now)?;
             let mut log = txn.open_table(CHANGES).map_err(Error::internal)?;
-            for change in outcomes.iter().filter_map(|outcome| outcome.as_ref().ok()) {
+            for change in &tables.committed {
                 log.insert(change.revision, encode_change(change).as_slice())
                     .map_err(Error::internal)?;
             }
@@ -484,15 +585,19 @@ impl Writer {
                 .get(LOG_FLOOR)
                 .map_err(Error::internal)?
                 .map_or(0, |g| g.value());
-            let trimmed = self.trim_log(&mut log, floor, revision, timestamp)?;
+            let trimmed = self.trim_log(&mut log, floor, revision, now)?;
             if trimmed != floor {
                 meta.insert(LOG_FLOOR, trimmed).map_err(Error::internal)?;
             }
             meta.insert(REVISION, revision).map_err(Error::internal)?;
-        }
+            (result, tables.committed)
+        };
         txn.commit().map_err(Error::internal)?;
         self.shared.revision.store(revision, Ordering::Release);
-        Ok(outcomes)
+        if self.durability == Durability::Relaxed && self.unsynced_since.is_none() {
+            self.unsynced_since = Some(Instant::now());
+        }
+        Ok((result, committed))
     }
 
     /// Drops change-log entries beyond the retention, returning the new floor. The log

@@ -14,17 +14,11 @@ use ripplekv_core::{
 use ripplekv_storage::{Durability, MemoryStore, RedbStore};
 
 fn set(key: &str, value: &str) -> Mutation {
-    Mutation {
-        key: key.into(),
-        op: WriteOp::Set(value.into()),
-    }
+    Mutation::new(key, WriteOp::Set(value.into()))
 }
 
 fn op(key: &str, op: WriteOp) -> Mutation {
-    Mutation {
-        key: key.into(),
-        op,
-    }
+    Mutation::new(key, op)
 }
 
 async fn revisions_increase_and_records_carry_them(store: Arc<dyn Store>) {
@@ -210,6 +204,78 @@ async fn every_commit_is_published_in_order(store: Arc<dyn Store>) {
     );
 }
 
+async fn ttl_hides_then_expires_with_a_change(store: Arc<dyn Store>) {
+    let recorder = Arc::new(Recorder::default());
+    store.set_change_sink(recorder.clone());
+    let short = Mutation {
+        ttl_ms: Some(1),
+        ..set("short", "v")
+    };
+    let long = Mutation {
+        ttl_ms: Some(3_600_000),
+        ..set("long", "v")
+    };
+    store.write(short).await.unwrap();
+    store.write(long).await.unwrap();
+    // Wait for the clock to pass the 1 ms TTL; there is no event to await for that.
+    let deadline = ripplekv_core::now_ms() + 2;
+    while ripplekv_core::now_ms() < deadline {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        store.get("short").await.unwrap(),
+        None,
+        "expired keys are never returned"
+    );
+    assert_eq!(store.range("a", "z", 10).await.unwrap().records.len(), 1);
+    assert_eq!(store.expire_due().await.unwrap(), 1);
+    assert_eq!(store.expire_due().await.unwrap(), 0);
+    let published = recorder.0.lock().unwrap().clone();
+    let last = published.last().unwrap();
+    assert_eq!(
+        (last.op, last.key.as_str(), last.value.clone()),
+        (ChangeOp::Expire, "short", None)
+    );
+    assert_eq!(last.revision, store.revision());
+    let ChangesSince::Changes(log) = store.changes_since(2, 10).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(log[0].op, ChangeOp::Expire, "expiry is replayable");
+    assert!(store
+        .get("long")
+        .await
+        .unwrap()
+        .unwrap()
+        .expires_at_ms
+        .is_some());
+}
+
+async fn conditional_writes_check_the_revision(store: Arc<dyn Store>) {
+    let create = Mutation {
+        if_revision: Some(0),
+        ..set("c", "1")
+    };
+    let first = store.write(create.clone()).await.unwrap();
+    assert_eq!(
+        store.write(create).await,
+        Err(Error::Conflict {
+            current: first.revision
+        })
+    );
+    let update = Mutation {
+        if_revision: Some(first.revision),
+        ..set("c", "2")
+    };
+    let second = store.write(update.clone()).await.unwrap();
+    assert_eq!(
+        store.write(update).await,
+        Err(Error::Conflict {
+            current: second.revision
+        })
+    );
+    assert_eq!(store.get("c").await.unwrap().unwrap().value, "2");
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -249,6 +315,16 @@ macro_rules! conformance {
             async fn publishes() {
                 let (_dir, store) = $make;
                 every_commit_is_published_in_order(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn ttl() {
+                let (_dir, store) = $make;
+                ttl_hides_then_expires_with_a_change(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn conditional() {
+                let (_dir, store) = $make;
+                conditional_writes_check_the_revision(store).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn close() {

@@ -8,12 +8,14 @@
 use std::sync::Arc;
 
 use ripplekv_core::{Change, Error, Limits, Mutation, Store, WriteOp};
+use ripplekv_proto::WriteOptions;
 
 use crate::hub::Access;
 
 mod atomic;
 mod delete;
 mod get;
+mod jsonpatch;
 mod patch;
 mod range;
 mod set;
@@ -35,12 +37,24 @@ impl Ops {
     }
 
     /// Checks the key (and the value, if the write carries one), then commits.
-    async fn commit(&self, access: &Access, key: String, op: WriteOp) -> Result<Change, Error> {
+    async fn commit(
+        &self,
+        access: &Access,
+        key: String,
+        op: WriteOp,
+        options: WriteOptions,
+    ) -> Result<Change, Error> {
         self.limits.check_key(&key)?;
         access.check(&key)?;
-        if let WriteOp::Set(value) | WriteOp::Patch(value) = &op {
+        if let WriteOp::Set(value) | WriteOp::Patch(value) | WriteOp::JsonPatch(value) = &op {
             self.limits.check_value(value)?;
         }
-        self.store.write(Mutation { key, op }).await
+        let mutation = Mutation {
+            key,
+            op,
+            if_revision: options.if_revision,
+            ttl_ms: options.ttl_ms,
+        };
+        self.store.write(mutation).await
     }
 }

@@ -15,7 +15,7 @@ use super::outbox::{Closed, Outbox};
 use super::subscribe;
 use crate::hub::{Access, Hub, Subscriber};
 use crate::ops::Ops;
-use crate::wire::{self, DELETED, PATCHED, SAVED};
+use crate::wire::{self, DELETED, JSON_PATCHED, PATCHED, SAVED};
 
 /// Everything a request on one connection may need.
 #[derive(Debug)]
@@ -58,18 +58,34 @@ pub(crate) async fn handle_text(conn: &Connection, text: &str) -> Result<(), Clo
             .get(access, &key)
             .await
             .map(|record| reply::get(&key, &record.value, record.revision, id)),
-        RequestBody::Set { key, value } => ops
-            .set(access, key, value)
+        RequestBody::Set {
+            key,
+            value,
+            options,
+        } => ops
+            .set(access, key, value, options)
             .await
             .map(|change| reply::written(SAVED, change.revision, id)),
-        RequestBody::Patch { key, value } => ops
-            .patch(access, key, value)
+        RequestBody::Patch {
+            key,
+            value,
+            options,
+        } => ops
+            .patch(access, key, value, options)
             .await
             .map(|change| reply::written(PATCHED, change.revision, id)),
-        RequestBody::Delete { key } => ops
-            .delete(access, key)
+        RequestBody::Delete { key, options } => ops
+            .delete(access, key, options)
             .await
             .map(|change| reply::written(DELETED, change.revision, id)),
+        RequestBody::JsonPatch {
+            key,
+            value,
+            options,
+        } => ops
+            .json_patch(access, key, value, options)
+            .await
+            .map(|change| reply::written(JSON_PATCHED, change.revision, id)),
         RequestBody::Range {
             key,
             end_key,

@@ -7,6 +7,7 @@ mod common;
 
 mod auth;
 mod bad_input;
+mod conditional;
 mod ops;
 mod ordering;
 mod range;

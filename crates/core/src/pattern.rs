@@ -26,6 +26,9 @@ const MAX_COMPILED_BYTES: usize = 256 * 1024;
 pub struct Pattern {
     source: String,
     kind: PatternKind,
+    /// Text every matching key starts with (for regexes and globs), so an index can
+    /// skip the pattern for keys that do not start with it.
+    literal_prefix: String,
 }
 
 /// How a pattern matches, from cheapest to most general.
@@ -62,10 +65,21 @@ impl Pattern {
                 .build()
                 .map_or_else(|_| glob(source), PatternKind::Regex)
         });
+        let literal_prefix = match &kind {
+            PatternKind::Exact(_) | PatternKind::Prefix(_) => String::new(),
+            PatternKind::Regex(_) => regex_literal_prefix(source),
+            PatternKind::Glob(pieces) => pieces.first().cloned().unwrap_or_default(),
+        };
         Ok(Pattern {
             source: source.to_owned(),
             kind,
+            literal_prefix,
         })
+    }
+
+    /// For regexes and globs: text every matching key starts with (may be empty).
+    pub fn literal_prefix(&self) -> &str {
+        &self.literal_prefix
     }
 
     /// The pattern as written.
@@ -110,6 +124,48 @@ fn classify_plain(source: &str) -> Option<PatternKind> {
         return None;
     }
     Some(PatternKind::Prefix(prefix.to_owned()))
+}
+
+/// The literal text a regex source forces at the start of every match: plain
+/// characters up to the first metacharacter. A character made optional by `?` or
+/// `{` is dropped; a top-level `|` means there is no common prefix at all.
+fn regex_literal_prefix(source: &str) -> String {
+    if has_top_level_alternation(source) {
+        return String::new();
+    }
+    let body = source.strip_prefix('^').unwrap_or(source);
+    let mut prefix = String::new();
+    for c in body.chars() {
+        if !META.contains(&c) {
+            prefix.push(c);
+            continue;
+        }
+        if matches!(c, '?' | '{') {
+            prefix.pop();
+        }
+        // '*' after a plain character is this dialect's wildcard; '+' keeps one copy.
+        break;
+    }
+    prefix
+}
+
+/// True when `|` appears outside any group or character class.
+fn has_top_level_alternation(source: &str) -> bool {
+    let (mut depth, mut in_class, mut escaped) = (0usize, false, false);
+    for c in source.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            _ if in_class => {}
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            '|' if depth == 0 => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Replaces every `*` not preceded by `.` or `\` with `.*`.
@@ -259,6 +315,43 @@ mod tests {
             Pattern::compile("(x*y[").unwrap().kind(),
             PatternKind::Glob(_)
         ));
+    }
+
+    #[test]
+    fn literal_prefixes_let_an_index_skip_regexes() {
+        let prefix = |source: &str| {
+            Pattern::compile(source)
+                .unwrap()
+                .literal_prefix()
+                .to_owned()
+        };
+        assert_eq!(prefix("^user:[0-9]+$"), "user:");
+        assert_eq!(prefix("^ns:.*$"), "ns:");
+        assert_eq!(prefix("todo-*-done"), "todo-");
+        assert_eq!(
+            prefix("abc?d.*"),
+            "ab",
+            "an optional character is not part of it"
+        );
+        assert_eq!(prefix("ab{0,2}c.*"), "a");
+        assert_eq!(prefix("ab+c.*"), "ab");
+        assert_eq!(prefix("^(product|user):*$"), "");
+        assert_eq!(
+            prefix("abc|xyz.*"),
+            "",
+            "top-level alternation has no common prefix"
+        );
+        assert_eq!(prefix("ab(c|d).*"), "ab");
+        assert_eq!(prefix("(x*y["), "(x", "globs use their first literal piece");
+        // Every key the pattern matches starts with its prefix.
+        for (source, key) in [
+            ("^user:[0-9]+$", "user:42"),
+            ("ab(c|d).*", "abdzz"),
+            ("ab+c.*", "abbbc"),
+        ] {
+            let pattern = Pattern::compile(source).unwrap();
+            assert!(pattern.matches(key) && key.starts_with(pattern.literal_prefix()));
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - `http`: the router, CORS, `/health` and JSON error responses.
 //! - `auth`: API keys and how a request presents them.
 //! - `ops`: one file per operation (validate, then apply through the store).
+//! - [`hub`]: the fan-out index from keys to subscribed connections.
 //! - `ws`: the `/ws` upgrade, the per-connection session loop and the dispatcher.
 //! - `rest`: the REST routes.
 //! - `wire`: the one place that turns domain results into wire replies.
@@ -17,7 +18,7 @@
 mod auth;
 pub mod config;
 mod http;
-mod hub;
+pub mod hub;
 mod ops;
 mod rest;
 pub mod server;
@@ -29,4 +30,5 @@ mod ws;
 
 pub use config::ServerConfig;
 pub use server::run;
+pub use ws::outbox::Outbox;
 pub use ws::session::run_session;

@@ -22,7 +22,9 @@ struct Entry {
 pub(super) struct Index {
     exact: HashMap<String, Vec<Entry>>,
     prefixes: Trie<Entry>,
-    general: Vec<(Pattern, Entry)>,
+    /// Regexes and globs, filed under the literal text their matches must start with,
+    /// so only candidates whose prefix the key has are run.
+    general: Trie<(Pattern, Entry)>,
     /// Per subscriber, its patterns, so removal knows where to look.
     by_subscriber: HashMap<u64, Vec<Pattern>>,
     count: usize,
@@ -51,7 +53,10 @@ impl Index {
         match pattern.kind() {
             PatternKind::Exact(key) => self.exact.entry(key.clone()).or_default().push(entry),
             PatternKind::Prefix(prefix) => self.prefixes.insert(prefix.as_bytes(), entry),
-            PatternKind::Regex(_) | PatternKind::Glob(_) => self.general.push((pattern, entry)),
+            PatternKind::Regex(_) | PatternKind::Glob(_) => {
+                let prefix = pattern.literal_prefix().as_bytes().to_vec();
+                self.general.insert(&prefix, (pattern, entry));
+            }
         }
         self.count += 1;
         true
@@ -95,7 +100,10 @@ impl Index {
                 self.prefixes.remove(prefix.as_bytes(), &is_it);
             }
             PatternKind::Regex(_) | PatternKind::Glob(_) => {
-                self.general.retain(|(_, entry)| !is_it(entry));
+                self.general
+                    .remove(pattern.literal_prefix().as_bytes(), &|(_, entry)| {
+                        is_it(entry)
+                    });
             }
         }
         self.count -= 1;
@@ -112,11 +120,12 @@ impl Index {
             entries.iter().for_each(&mut take);
         }
         self.prefixes.for_each_prefix_of(key.as_bytes(), &mut take);
-        for (pattern, entry) in &self.general {
-            if pattern.matches(key) {
-                take(entry);
-            }
-        }
+        self.general
+            .for_each_prefix_of(key.as_bytes(), |(pattern, entry)| {
+                if pattern.matches(key) {
+                    take(entry);
+                }
+            });
         if found.len() > 1 {
             found.sort_unstable_by_key(|subscriber| subscriber.id());
             found.dedup_by_key(|subscriber| subscriber.id());

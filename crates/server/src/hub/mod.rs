@@ -3,7 +3,10 @@
 //! Every committed change is published here by the store, in commit order, before
 //! the writer is answered. The hub finds the matching subscriptions through an index
 //! that never scans every subscriber: exact keys in a hash map, `prefix*` patterns in a
-//! byte trie (a walk down the key), and only the remaining general patterns one by one.
+//! byte trie (a walk down the key), and general patterns (regexes) in a second trie
+//! under the literal text their matches must start with, so only the regexes whose
+//! prefix the key has are run; only regexes with no literal prefix (such as
+//! `^(a|b):.*$`) are checked for every key.
 //! A connection is told once per change however many of its patterns match. The
 //! notification is serialized once per change and the same bytes are queued for
 //! every subscriber.
@@ -18,7 +21,7 @@ use axum::extract::ws::Utf8Bytes;
 use ripplekv_core::{Change, ChangeSink, Pattern};
 
 use index::Index;
-pub(crate) use subscriber::{Access, Subscriber};
+pub use subscriber::{Access, Subscriber};
 
 /// The subscription index and the publisher of notifications.
 #[derive(Debug, Default)]
@@ -29,7 +32,7 @@ pub struct Hub {
 impl Hub {
     /// Adds `pattern` for `subscriber`. With `filtered`, changes are delivered only for
     /// keys the subscriber's access pattern allows. False if it was already there.
-    pub(crate) fn subscribe(
+    pub fn subscribe(
         &self,
         subscriber: &Arc<Subscriber>,
         pattern: Pattern,

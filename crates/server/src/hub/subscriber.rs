@@ -18,7 +18,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Which keys a connection may touch and hear about.
 #[derive(Debug, Clone)]
-pub(crate) enum Access {
+pub enum Access {
     /// An API-key connection: everything.
     All,
     /// A token connection with an access pattern.
@@ -28,7 +28,7 @@ pub(crate) enum Access {
 }
 
 impl Access {
-    pub(crate) fn allows(&self, key: &str) -> bool {
+    pub fn allows(&self, key: &str) -> bool {
         match self {
             Access::All => true,
             Access::Pattern(pattern) => pattern.matches(key),
@@ -45,7 +45,7 @@ enum Gate {
 
 /// A connection that can receive notifications.
 #[derive(Debug)]
-pub(crate) struct Subscriber {
+pub struct Subscriber {
     id: u64,
     outbox: Outbox,
     access: Access,
@@ -55,7 +55,7 @@ pub(crate) struct Subscriber {
 }
 
 impl Subscriber {
-    pub(crate) fn new(outbox: Outbox, access: Access, replay_buffer_limit: usize) -> Self {
+    pub fn new(outbox: Outbox, access: Access, replay_buffer_limit: usize) -> Self {
         Subscriber {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             outbox,
@@ -65,7 +65,7 @@ impl Subscriber {
         }
     }
 
-    pub(crate) fn id(&self) -> u64 {
+    pub fn id(&self) -> u64 {
         self.id
     }
 

@@ -18,7 +18,7 @@ use crate::state::AppState;
 use crate::wire::HttpError;
 
 mod dispatch;
-pub(crate) mod outbox;
+pub mod outbox;
 pub mod session;
 mod subscribe;
 

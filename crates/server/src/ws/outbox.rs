@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 /// The sending side, shared by the session and the hub.
 #[derive(Debug, Clone)]
-pub(crate) struct Outbox {
+pub struct Outbox {
     frames: mpsc::Sender<Message>,
     queued_bytes: Arc<AtomicUsize>,
     max_bytes: usize,
@@ -25,7 +25,7 @@ pub(crate) struct Outbox {
 
 /// The receiving side, drained by the session's writer.
 #[derive(Debug)]
-pub(crate) struct OutboxReceiver {
+pub struct OutboxReceiver {
     frames: mpsc::Receiver<Message>,
     queued_bytes: Arc<AtomicUsize>,
 }
@@ -44,7 +44,7 @@ fn size(message: &Message) -> usize {
 
 impl Outbox {
     /// A queue of at most `max_messages` frames and about `max_bytes` bytes.
-    pub(crate) fn new(max_messages: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
+    pub fn new(max_messages: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
         let (frames, receiver) = mpsc::channel(max_messages.max(1));
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         (

@@ -68,6 +68,11 @@ impl Hub {
             .matching(key)
     }
 
+    /// True when nobody subscribes to anything.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Number of subscriptions held (for logs and benchmarks).
     pub fn len(&self) -> usize {
         self.index

@@ -54,11 +54,11 @@ const MIXES: [Mix; 4] = [
 /// The n-th subscription of a mix.
 fn pattern(n: usize, mix: Mix) -> String {
     match mix.general_every {
-        Some(every) if n % every == 0 && mix.literal_prefix => {
+        Some(every) if n.is_multiple_of(every) && mix.literal_prefix => {
             format!("^user:{n}:[a-z]+:(draft|final)$")
         }
-        Some(every) if n % every == 0 => format!("^(user|team):{n}:[a-z]+:(draft|final)$"),
-        _ if n % 2 == 0 => format!("user:{n}:profile"),
+        Some(every) if n.is_multiple_of(every) => format!("^(user|team):{n}:[a-z]+:(draft|final)$"),
+        _ if n.is_multiple_of(2) => format!("user:{n}:profile"),
         _ => format!("user:{n}:items:*"),
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project, as CI does:
-#   formatting and lints, the official HPKV SDKs (npm) against the real binary,
-#   then all Rust unit, integration and crash tests.
+#   formatting and lints, the official HPKV SDKs (npm) against the real binary, the
+#   demo page in a real headless Chromium, then all Rust unit, integration and crash
+#   tests. Needs Rust, Node 20 with npm, and Chromium at /usr/bin/chromium (or $CHROMIUM).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,15 @@ cargo build --locked --bin ripplekv
 step "compatibility: official @hpkv SDKs against the real binary"
 (
   cd compat
+  if ! npm ls --depth=0 >/dev/null 2>&1; then
+    npm ci --no-audit --no-fund
+  fi
+  RIPPLEKV_BIN="$PWD/../target/debug/ripplekv" npm test
+)
+
+step "demo page: end-to-end in headless Chromium"
+(
+  cd e2e
   if ! npm ls --depth=0 >/dev/null 2>&1; then
     npm ci --no-audit --no-fund
   fi

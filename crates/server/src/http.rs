@@ -14,12 +14,13 @@ use serde_json::json;
 
 use crate::state::AppState;
 use crate::wire::HttpError;
-use crate::{rest, ws};
+use crate::{rest, web, ws};
 
 /// The whole router.
 pub(crate) fn router(state: AppState) -> Router {
     let body_limit = state.config().max_message_bytes();
     Router::new()
+        .merge(web::routes())
         .route("/health", get(health))
         .route("/ws", get(ws::upgrade))
         .route("/record", post(rest::post_record))

@@ -11,6 +11,7 @@
 //! - `ws`: the `/ws` upgrade, the per-connection session loop and the dispatcher.
 //! - `rest`: the REST routes.
 //! - `wire`: the one place that turns domain results into wire replies.
+//! - `web`: the live demo page at `/`, compiled into the binary.
 //!
 //! The binary (`crates/cli`) parses flags and opens storage; tests call [`run`] with
 //! their own listener on port 0 and their own shutdown future.
@@ -25,6 +26,7 @@ pub mod server;
 mod state;
 mod token;
 mod urlcode;
+mod web;
 mod wire;
 mod ws;
 

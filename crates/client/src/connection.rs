@@ -1,0 +1,383 @@
+//! The connection task: one per client, owning the WebSocket.
+//!
+//! It sends requests tagged with a message id and completes each caller's future when
+//! the reply with that id arrives; it routes notifications to the subscriptions whose
+//! patterns match; and when the socket drops it fails the requests in flight (they may
+//! or may not have been applied), reconnects with exponential backoff and jitter, and
+//! resubscribes with `since` = the highest revision it has seen, so subscriptions
+//! continue without a gap. Subscriptions drop changes they already yielded.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use backon::BackoffBuilder;
+use futures_util::{SinkExt, StreamExt};
+use ripplekv_core::Pattern;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::{Change, ClientConfig, ConnectionEvent, Error, Event};
+
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What the client handle asks of the task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Request {
+        body: Value,
+        reply: oneshot::Sender<Result<Value, Error>>,
+    },
+    Subscribe {
+        id: u64,
+        patterns: Vec<String>,
+        events: mpsc::UnboundedSender<Event>,
+        reply: oneshot::Sender<Result<Value, Error>>,
+    },
+    Unsubscribe {
+        id: u64,
+    },
+    Close,
+}
+
+/// State shared with the client handle.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) pending: AtomicUsize,
+    pub(crate) reconnect_attempts: AtomicUsize,
+    pub(crate) connects: AtomicU64,
+    pub(crate) connected: AtomicBool,
+    pub(crate) events: broadcast::Sender<ConnectionEvent>,
+}
+
+/// Opens the socket for `url` (already carrying the credentials).
+pub(crate) async fn open(url: &str) -> Result<Socket, Error> {
+    match tokio_tungstenite::connect_async(url).await {
+        Ok((socket, _)) => {
+            if let MaybeTlsStream::Plain(tcp) = socket.get_ref() {
+                let _ = tcp.set_nodelay(true);
+            }
+            Ok(socket)
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(Error::Connect(format!(
+            "the server refused the connection with HTTP {}",
+            response.status()
+        ))),
+        Err(err) => Err(Error::Connect(err.to_string())),
+    }
+}
+
+struct Sub {
+    patterns: Vec<Pattern>,
+    sources: Vec<String>,
+    events: mpsc::UnboundedSender<Event>,
+    /// Highest revision yielded, so replays after a reconnect repeat nothing.
+    last: u64,
+}
+
+enum Waiter {
+    Request(oneshot::Sender<Result<Value, Error>>),
+    Subscribe(oneshot::Sender<Result<Value, Error>>),
+}
+
+/// The task's state across connections.
+struct Task {
+    url: String,
+    config: ClientConfig,
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    waiters: HashMap<u64, Waiter>,
+    subs: HashMap<u64, Sub>,
+    /// Highest revision seen in notifications and subscribe replies.
+    last_revision: u64,
+    next_message_id: u64,
+}
+
+pub(crate) fn spawn(
+    url: String,
+    config: ClientConfig,
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    socket: Socket,
+) {
+    let task = Task {
+        url,
+        config,
+        shared,
+        commands,
+        waiters: HashMap::new(),
+        subs: HashMap::new(),
+        last_revision: 0,
+        next_message_id: 1,
+    };
+    tokio::spawn(task.run(socket));
+}
+
+enum Outcome {
+    Dropped,
+    Closed,
+}
+
+impl Task {
+    async fn run(mut self, mut socket: Socket) {
+        loop {
+            self.shared.connected.store(true, Ordering::Relaxed);
+            self.shared.connects.fetch_add(1, Ordering::Relaxed);
+            self.shared.reconnect_attempts.store(0, Ordering::Relaxed);
+            let _ = self.shared.events.send(ConnectionEvent::Connected);
+            let outcome = self.serve(&mut socket).await;
+            self.shared.connected.store(false, Ordering::Relaxed);
+            self.fail_waiters(Error::Disconnected);
+            if let Outcome::Closed = outcome {
+                let _ = socket.close(None).await;
+                break;
+            }
+            let _ = self.shared.events.send(ConnectionEvent::Disconnected);
+            match self.reconnect().await {
+                Some(fresh) => socket = fresh,
+                None => break,
+            }
+        }
+        self.fail_waiters(Error::Closed);
+        self.subs.clear(); // ends every subscription stream
+    }
+
+    /// Runs one connection until it drops or the client closes.
+    async fn serve(&mut self, socket: &mut Socket) -> Outcome {
+        if !self.subs.is_empty() && self.resubscribe(socket).await.is_err() {
+            return Outcome::Dropped;
+        }
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => {
+                    let Some(command) = command else { return Outcome::Closed };
+                    match self.command(command, socket).await {
+                        Ok(true) => {}
+                        Ok(false) => return Outcome::Closed,
+                        Err(()) => return Outcome::Dropped,
+                    }
+                }
+                frame = socket.next() => match frame {
+                    Some(Ok(Message::Text(text))) => self.receive(text.as_str()),
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Outcome::Dropped,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    }
+
+    /// Handles one command; `Ok(false)` means close, `Err` a failed send.
+    async fn command(&mut self, command: Command, socket: &mut Socket) -> Result<bool, ()> {
+        match command {
+            Command::Request { body, reply } => {
+                self.send(socket, body, Waiter::Request(reply)).await?
+            }
+            Command::Subscribe {
+                id,
+                patterns,
+                events,
+                reply,
+            } => {
+                let compiled = patterns
+                    .iter()
+                    .filter_map(|p| Pattern::compile(p).ok())
+                    .collect();
+                self.subs.insert(
+                    id,
+                    Sub {
+                        patterns: compiled,
+                        sources: patterns.clone(),
+                        events,
+                        last: 0,
+                    },
+                );
+                let body = json!({"op": "subscribe", "patterns": patterns});
+                self.send(socket, body, Waiter::Subscribe(reply)).await?;
+            }
+            Command::Unsubscribe { id } => {
+                if let Some(sub) = self.subs.remove(&id) {
+                    let still_used =
+                        |source: &String| self.subs.values().any(|s| s.sources.contains(source));
+                    let unused: Vec<&String> =
+                        sub.sources.iter().filter(|s| !still_used(s)).collect();
+                    if !unused.is_empty() {
+                        let body = json!({"op": "unsubscribe", "patterns": unused});
+                        socket
+                            .send(Message::text(body.to_string()))
+                            .await
+                            .map_err(drop)?;
+                    }
+                }
+            }
+            Command::Close => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    async fn send(
+        &mut self,
+        socket: &mut Socket,
+        mut body: Value,
+        waiter: Waiter,
+    ) -> Result<(), ()> {
+        let id = self.next_message_id;
+        self.next_message_id += 1;
+        body["messageId"] = json!(id);
+        self.waiters.insert(id, waiter);
+        self.shared
+            .pending
+            .store(self.waiters.len(), Ordering::Relaxed);
+        socket
+            .send(Message::text(body.to_string()))
+            .await
+            .map_err(drop)
+    }
+
+    /// After a reconnect: one subscribe for every pattern in use, resuming from the last
+    /// revision seen. Its reply needs no waiter.
+    async fn resubscribe(&mut self, socket: &mut Socket) -> Result<(), ()> {
+        let mut patterns: Vec<&String> = self.subs.values().flat_map(|sub| &sub.sources).collect();
+        patterns.sort();
+        patterns.dedup();
+        let mut body = json!({"op": "subscribe", "patterns": patterns});
+        if self.last_revision > 0 {
+            body["since"] = json!(self.last_revision);
+        }
+        socket
+            .send(Message::text(body.to_string()))
+            .await
+            .map_err(drop)
+    }
+
+    fn receive(&mut self, text: &str) {
+        let Ok(message) = serde_json::from_str::<Value>(text) else {
+            tracing::warn!("ignoring a frame that is not JSON");
+            return;
+        };
+        match message["type"].as_str() {
+            Some("notification") => return self.notify(&message),
+            Some("resync") => {
+                let revision = message["revision"].as_u64().unwrap_or(0);
+                self.last_revision = self.last_revision.max(revision);
+                for sub in self.subs.values_mut() {
+                    sub.last = sub.last.max(revision);
+                    let _ = sub.events.send(Event::Resync { revision });
+                }
+                return;
+            }
+            _ => {}
+        }
+        let Some(waiter) = message["messageId"]
+            .as_u64()
+            .and_then(|id| self.waiters.remove(&id))
+        else {
+            return; // a reply nobody waits for (a resubscribe, or a timed-out request)
+        };
+        self.shared
+            .pending
+            .store(self.waiters.len(), Ordering::Relaxed);
+        let result = if message["code"] == 200 {
+            Ok(message)
+        } else {
+            Err(Error::Server {
+                code: message["code"]
+                    .as_u64()
+                    .and_then(|c| u16::try_from(c).ok())
+                    .unwrap_or(500),
+                message: message["error"]
+                    .as_str()
+                    .unwrap_or("unknown error")
+                    .to_owned(),
+                revision: message["revision"].as_u64(),
+            })
+        };
+        match waiter {
+            Waiter::Request(reply) => drop(reply.send(result)),
+            Waiter::Subscribe(reply) => {
+                if let Ok(ack) = &result {
+                    // Resuming from here after a drop replays nothing older.
+                    self.last_revision = self
+                        .last_revision
+                        .max(ack["revision"].as_u64().unwrap_or(0));
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn notify(&mut self, message: &Value) {
+        let change = Change {
+            key: message["key"].as_str().unwrap_or_default().to_owned(),
+            value: message["value"].as_str().map(str::to_owned),
+            op: message["op"].as_str().unwrap_or("set").to_owned(),
+            revision: message["revision"].as_u64().unwrap_or(0),
+            timestamp: message["timestamp"].as_u64().unwrap_or(0),
+        };
+        self.last_revision = self.last_revision.max(change.revision);
+        for sub in self.subs.values_mut() {
+            if change.revision > sub.last && sub.patterns.iter().any(|p| p.matches(&change.key)) {
+                sub.last = change.revision;
+                let _ = sub.events.send(Event::Change(change.clone()));
+            }
+        }
+    }
+
+    fn fail_waiters(&mut self, error: Error) {
+        for (_, waiter) in self.waiters.drain() {
+            let (Waiter::Request(reply) | Waiter::Subscribe(reply)) = waiter;
+            let _ = reply.send(Err(error.clone()));
+        }
+        self.shared.pending.store(0, Ordering::Relaxed);
+    }
+
+    /// Tries to reconnect per the policy, answering commands meanwhile. `None`: gave up
+    /// or closed.
+    async fn reconnect(&mut self) -> Option<Socket> {
+        let policy = &self.config.reconnect;
+        let mut builder = backon::ExponentialBuilder::default()
+            .with_min_delay(policy.initial_delay)
+            .with_max_delay(policy.max_delay)
+            .with_jitter();
+        builder = match policy.max_attempts {
+            Some(attempts) => builder.with_max_times(attempts),
+            None => builder.without_max_times(),
+        };
+        let delays = builder.build();
+        for (attempt, delay) in delays.enumerate() {
+            self.shared
+                .reconnect_attempts
+                .store(attempt + 1, Ordering::Relaxed);
+            let _ = self.shared.events.send(ConnectionEvent::Reconnecting {
+                attempt: attempt + 1,
+                delay,
+            });
+            let sleep = tokio::time::sleep(delay);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    () = &mut sleep => break,
+                    command = self.commands.recv() => match command {
+                        None | Some(Command::Close) => return None,
+                        Some(Command::Request { reply, .. }) => drop(reply.send(Err(Error::Disconnected))),
+                        Some(Command::Subscribe { id, patterns, events, reply }) => {
+                            // Registered now, subscribed on the server after reconnecting.
+                            let compiled = patterns.iter().filter_map(|p| Pattern::compile(p).ok()).collect();
+                            self.subs.insert(id, Sub { patterns: compiled, sources: patterns, events, last: 0 });
+                            let _ = reply.send(Ok(json!({"code": 200})));
+                        }
+                        Some(Command::Unsubscribe { id }) => drop(self.subs.remove(&id)),
+                    },
+                }
+            }
+            match open(&self.url).await {
+                Ok(socket) => return Some(socket),
+                Err(err) => tracing::debug!(error = %err, attempt, "reconnect failed"),
+            }
+        }
+        let _ = self.shared.events.send(ConnectionEvent::GaveUp);
+        None
+    }
+}

@@ -1,11 +1,13 @@
 //! The `ripplekv` binary. `ripplekv serve` (or just `ripplekv`) runs the server with
-//! embedded durable storage; see `ripplekv --help` for the flags.
+//! embedded durable storage; `ripplekv get|set|patch|del|range|incr|watch|token` talk
+//! to a running server. See `ripplekv --help`.
 //!
 //! This file only parses the command line and hands over: [`settings`] layers
 //! defaults, the TOML file, environment and flags into validated settings, [`secrets`]
-//! provides an API key and a token secret when none are configured, and [`serve`] runs
-//! the server.
+//! provides an API key and a token secret when none are configured, [`serve`] runs the
+//! server, and [`commands`] are the client subcommands.
 
+mod commands;
 mod secrets;
 mod serve;
 mod settings;
@@ -27,13 +29,25 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve(settings::ServeArgs),
+    #[command(flatten)]
+    Client(commands::ClientCommand),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Serve(args)) => args,
-        None => cli.serve,
-    };
-    serve::main(args)
+    match cli.command {
+        Some(Command::Client(command)) => commands::main(command),
+        Some(Command::Serve(args)) => report(serve::main(args)),
+        None => report(serve::main(cli.serve)),
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -5,75 +5,25 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
+
+mod common;
+
+use common::start;
 
 const KEY: &str = "crash-test-key";
 const CYCLES: usize = 5;
 const WRITERS: usize = 4;
 /// Acknowledged writes per cycle before the kill; writers keep going meanwhile.
 const ACKS_BEFORE_KILL: usize = 1000;
-
-/// A running `ripplekv` process and the lines it has logged.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: mpsc::UnboundedReceiver<String>,
-}
-
-async fn start(data_dir: &Path) -> Result<Server> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ripplekv"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--api-key",
-            KEY,
-            "--durability",
-            "sync",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stderr = child.stderr.take().context("no stderr")?;
-    let (lines, mut log) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut reader = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = reader.next_line().await {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let addr = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = log.recv().await {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                return rest.split_whitespace().next().map(str::parse::<SocketAddr>);
-            }
-        }
-        None
-    })
-    .await
-    .context("server did not start in time")?
-    .ok_or_else(|| anyhow!("server exited before listening"))??;
-    Ok(Server { child, addr, log })
-}
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;

@@ -1,0 +1,354 @@
+//! Client subcommands: `get`, `set`, `patch`, `del`, `range`, `incr`, `watch`, `token`.
+//!
+//! Plain output is for people; `--json` prints one JSON value (or, for `watch`, one per
+//! line) for scripts. Exit codes: 0 success, 1 the server answered with an error (its
+//! message on stderr), 2 bad usage, 3 the server could not be reached.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use futures_util::{StreamExt, TryStreamExt};
+use ripplekv_client::{Auth, Client, Error, Event, WriteOptions};
+use serde_json::{json, Value};
+
+/// Where the server is and how to authenticate.
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// Server base URL.
+    #[arg(
+        long,
+        env = "RIPPLEKV_URL",
+        default_value = "http://127.0.0.1:3000",
+        global = true
+    )]
+    url: String,
+    /// API key [default: the generated key in ./data/api-key, if present].
+    #[arg(long, env = "RIPPLEKV_API_KEY", global = true, hide_env_values = true)]
+    api_key: Option<String>,
+    /// Print JSON instead of plain text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+/// Conditions of a write.
+#[derive(Debug, Args)]
+pub struct WriteFlags {
+    /// Write only if the key is at this revision (0: only if it does not exist).
+    #[arg(long)]
+    if_revision: Option<u64>,
+    /// Expire the key after this many seconds (SET and PATCH).
+    #[arg(long)]
+    ttl: Option<f64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Print a key's value.
+    Get {
+        key: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Create or replace a key.
+    Set {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        write: WriteFlags,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// JSON-merge into a key, or append to its text.
+    Patch {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        write: WriteFlags,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Delete a key.
+    Del {
+        key: String,
+        /// Delete only if the key is at this revision.
+        #[arg(long)]
+        if_revision: Option<u64>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// List keys from START to END inclusive, in byte order.
+    Range {
+        start: String,
+        end: String,
+        /// At most this many records (default: all, fetched in pages).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Add DELTA (default 1) to an integer key and print the result.
+    Incr {
+        key: String,
+        #[arg(default_value_t = 1, allow_negative_numbers = true)]
+        delta: i64,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Print changes to keys matching PATTERNs as they happen (resumes across reconnects).
+    Watch {
+        #[arg(required = true)]
+        patterns: Vec<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Mint a WebSocket token.
+    Token {
+        /// A key or pattern whose changes the token's connections receive (repeatable).
+        #[arg(long = "subscribe")]
+        subscribe: Vec<String>,
+        /// The keys the token may read and write.
+        #[arg(long = "access")]
+        access: Option<String>,
+        #[command(flatten)]
+        connection: Connection,
+    },
+}
+
+/// Runs a client subcommand and maps the outcome to an exit code.
+pub fn main(command: ClientCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", describe(&err));
+            ExitCode::from(match err {
+                Error::Server { .. } => 1,
+                _ => 3,
+            })
+        }
+    }
+}
+
+fn describe(err: &Error) -> String {
+    match err {
+        Error::Server { code, message, .. } => format!("{message} ({code})"),
+        other => other.to_string(),
+    }
+}
+
+impl Connection {
+    fn api_key(&self) -> Result<String, Error> {
+        if let Some(key) = &self.api_key {
+            return Ok(key.clone());
+        }
+        std::fs::read_to_string(Path::new("data").join("api-key"))
+            .map(|text| text.trim().to_owned())
+            .map_err(|_| {
+                Error::Connect("no API key: pass --api-key or set RIPPLEKV_API_KEY".into())
+            })
+    }
+
+    async fn client(&self) -> Result<Client, Error> {
+        Client::connect(&self.url, Auth::ApiKey(self.api_key()?)).await
+    }
+
+    /// Prints `value` as JSON with --json, or `plain` otherwise.
+    fn print(&self, value: Value, plain: impl FnOnce() -> String) {
+        if self.json {
+            println!("{value}");
+        } else {
+            println!("{}", plain());
+        }
+    }
+}
+
+impl WriteFlags {
+    fn options(&self) -> WriteOptions {
+        WriteOptions {
+            if_revision: self.if_revision,
+            ttl: self.ttl.map(Duration::from_secs_f64),
+        }
+    }
+}
+
+async fn run(command: ClientCommand) -> Result<(), Error> {
+    match command {
+        ClientCommand::Get { key, connection } => {
+            let record = connection.client().await?.get(&key).await?;
+            connection.print(
+                json!({"key": record.key, "value": record.value, "revision": record.revision}),
+                || record.value.clone(),
+            );
+        }
+        ClientCommand::Set {
+            key,
+            value,
+            write,
+            connection,
+        } => {
+            let written = connection
+                .client()
+                .await?
+                .set_with(&key, &value, write.options())
+                .await?;
+            connection.print(json!({"revision": written.revision}), || {
+                format!("OK (revision {})", written.revision)
+            });
+        }
+        ClientCommand::Patch {
+            key,
+            value,
+            write,
+            connection,
+        } => {
+            let written = connection
+                .client()
+                .await?
+                .patch_with(&key, &value, write.options())
+                .await?;
+            connection.print(json!({"revision": written.revision}), || {
+                format!("OK (revision {})", written.revision)
+            });
+        }
+        ClientCommand::Del {
+            key,
+            if_revision,
+            connection,
+        } => {
+            let options = WriteOptions {
+                if_revision,
+                ttl: None,
+            };
+            let written = connection
+                .client()
+                .await?
+                .delete_with(&key, options)
+                .await?;
+            connection.print(json!({"revision": written.revision}), || {
+                format!("OK (revision {})", written.revision)
+            });
+        }
+        ClientCommand::Range {
+            start,
+            end,
+            limit,
+            connection,
+        } => {
+            let client = connection.client().await?;
+            let records: Vec<_> = match limit {
+                Some(limit) => client.range(&start, &end, Some(limit)).await?.records,
+                None => client.range_all(&start, &end, 1000).try_collect().await?,
+            };
+            let as_json: Vec<Value> = records
+                .iter()
+                .map(|r| json!({"key": r.key, "value": r.value, "revision": r.revision}))
+                .collect();
+            connection.print(Value::Array(as_json), || {
+                records
+                    .iter()
+                    .map(|r| format!("{}\t{}", r.key, r.value))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        ClientCommand::Incr {
+            key,
+            delta,
+            connection,
+        } => {
+            let value = connection.client().await?.atomic(&key, delta).await?;
+            connection.print(json!({"key": key, "value": value}), || value.to_string());
+        }
+        ClientCommand::Watch {
+            patterns,
+            connection,
+        } => {
+            let client = connection.client().await?;
+            let mut changes = client.subscribe(patterns.clone()).await?;
+            eprintln!("watching {} (Ctrl-C to stop)", patterns.join(" "));
+            while let Some(event) = changes.next().await {
+                match event {
+                    Event::Change(change) => connection.print(
+                        json!({"op": change.op, "key": change.key, "value": change.value, "revision": change.revision, "timestamp": change.timestamp}),
+                        || match &change.value {
+                            Some(value) => format!("{} {} = {} (revision {})", change.op, change.key, value, change.revision),
+                            None => format!("{} {} (revision {})", change.op, change.key, change.revision),
+                        },
+                    ),
+                    Event::Resync { revision } => connection.print(json!({"resync": revision}), || {
+                        format!("(missed changes beyond the server's log; re-read what you watch; now at revision {revision})")
+                    }),
+                }
+            }
+            return Err(Error::Closed);
+        }
+        ClientCommand::Token {
+            subscribe,
+            access,
+            connection,
+        } => {
+            let body = json!({"subscribePatterns": subscribe, "accessPattern": access});
+            let token = mint_token(&connection.url, &connection.api_key()?, &body).await?;
+            connection.print(json!({"token": token}), || token.clone());
+        }
+    }
+    Ok(())
+}
+
+/// `POST /token/websocket` over plain HTTP/1.1 (the CLI's only REST call).
+async fn mint_token(url: &str, api_key: &str, body: &Value) -> Result<String, Error> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("ws://"))
+        .ok_or_else(|| Error::Connect(format!("`token` needs an http:// URL, got {url}")))?
+        .trim_end_matches('/')
+        .trim_end_matches("/ws");
+    let mut socket = tokio::net::TcpStream::connect(host)
+        .await
+        .map_err(|err| Error::Connect(format!("{host}: {err}")))?;
+    let body = body.to_string();
+    let request = format!(
+        "POST /token/websocket HTTP/1.1\r\nHost: {host}\r\nx-api-key: {api_key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let io = |err: std::io::Error| Error::Connect(err.to_string());
+    socket.write_all(request.as_bytes()).await.map_err(io)?;
+    let mut response = String::new();
+    socket.read_to_string(&mut response).await.map_err(io)?;
+    let (head, payload) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| Error::Protocol(response.clone()))?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let payload: Value =
+        serde_json::from_str(payload).map_err(|_| Error::Protocol(payload.to_owned()))?;
+    if status != 200 {
+        return Err(Error::Server {
+            code: status,
+            message: payload["error"]
+                .as_str()
+                .unwrap_or("token request failed")
+                .to_owned(),
+            revision: None,
+        });
+    }
+    payload["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Protocol(payload.to_string()))
+}

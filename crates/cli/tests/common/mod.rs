@@ -1,0 +1,64 @@
+//! Shared by the binary's integration tests: start the real `ripplekv` server.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// A running `ripplekv` process and the lines it has logged.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// Not every test reads the log.
+    #[allow(dead_code)]
+    pub log: mpsc::UnboundedReceiver<String>,
+}
+
+/// Starts the real binary on a free port with `data_dir` and `KEY` as its only API key.
+pub async fn start(data_dir: &Path) -> Result<Server> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ripplekv"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-key",
+            super::KEY,
+            "--durability",
+            "sync",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let (lines, mut log) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = reader.next_line().await {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = log.recv().await {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                return rest.split_whitespace().next().map(str::parse::<SocketAddr>);
+            }
+        }
+        None
+    })
+    .await
+    .context("server did not start in time")?
+    .ok_or_else(|| anyhow!("server exited before listening"))??;
+    Ok(Server { child, addr, log })
+}

@@ -5,8 +5,9 @@
 //! This file only parses the command line and hands over: [`settings`] layers
 //! defaults, the TOML file, environment and flags into validated settings, [`secrets`]
 //! provides an API key and a token secret when none are configured, [`serve`] runs the
-//! server, and [`commands`] are the client subcommands.
+//! server, [`commands`] are the client subcommands, and [`bench`] the load generator.
 
+mod bench;
 mod commands;
 mod secrets;
 mod serve;
@@ -31,12 +32,15 @@ enum Command {
     Serve(settings::ServeArgs),
     #[command(flatten)]
     Client(commands::ClientCommand),
+    /// Measure throughput and latency against a running server.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Client(command)) => commands::main(command),
+        Some(Command::Bench(args)) => bench::main(args),
         Some(Command::Serve(args)) => report(serve::main(args)),
         None => report(serve::main(cli.serve)),
     }

@@ -170,3 +170,53 @@ async fn watch_prints_changes_as_they_happen() -> Result<()> {
     server.child.kill().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_modes_report_what_they_measured() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut server = common::start(dir.path()).await?;
+    let cli = Cli {
+        url: format!("http://{}", server.addr),
+    };
+    let rpc = cli
+        .json(&[
+            "bench",
+            "rpc",
+            "-c",
+            "2",
+            "-P",
+            "4",
+            "-d",
+            "0.3",
+            "--keyspace",
+            "50",
+            "--get-ratio",
+            "0.5",
+        ])
+        .await?;
+    assert_eq!(rpc["mode"], "rpc");
+    assert!(rpc["operations"].as_u64().unwrap() > 0);
+    let latency = &rpc["latency"];
+    assert!(latency["p50_us"].as_u64().unwrap() <= latency["p99_us"].as_u64().unwrap());
+    assert!(latency["p99_us"].as_u64().unwrap() <= latency["max_us"].as_u64().unwrap());
+    let durable = cli
+        .json(&["bench", "durable", "-c", "2", "-d", "0.3"])
+        .await?;
+    assert!(durable["operations"].as_u64().unwrap() > 0);
+    let fanout = cli
+        .json(&["bench", "fanout", "-s", "5", "-r", "50", "-d", "0.3"])
+        .await?;
+    let writes = fanout["extra"]["writes"].as_u64().unwrap();
+    assert!(writes > 0);
+    assert_eq!(
+        fanout["operations"].as_u64().unwrap(),
+        writes * 5,
+        "every subscriber got every write"
+    );
+    let idle = cli
+        .json(&["bench", "idle", "-n", "20", "--hold", "0.1"])
+        .await?;
+    assert_eq!(idle["operations"], 20);
+    server.child.kill().await?;
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! `idle`: open many WebSocket connections and hold them open.
+//!
+//! Source addresses are spread over 127.0.0.1, 127.0.0.2, … so more connections than one
+//! address's ephemeral ports can be opened. While holding, it prints a line saying so,
+//! which a script waits for before reading the server's memory.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::net::TcpSocket;
+
+use super::report::Report;
+use super::{parse_seconds, Target};
+
+/// Connections one source address is given (below the ephemeral port range's size).
+const PER_SOURCE: usize = 25_000;
+/// Connections being opened at once.
+const OPENING: usize = 256;
+/// Longest wait for one connection's WebSocket handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Args, Clone)]
+pub struct IdleArgs {
+    /// Connections to open.
+    #[arg(short = 'n', long, default_value_t = 10_000)]
+    pub connections: usize,
+    /// How long to hold them once all are open.
+    #[arg(long, default_value = "5", value_parser = parse_seconds)]
+    pub hold: Duration,
+}
+
+pub(super) async fn run(target: &Target, args: &IdleArgs) -> Result<Report> {
+    let url = target.socket_url();
+    let server: SocketAddr = tokio::net::lookup_host(
+        target
+            .url
+            .trim_start_matches("http://")
+            .trim_start_matches("ws://")
+            .trim_end_matches('/')
+            .trim_end_matches("/ws"),
+    )
+    .await?
+    .next()
+    .context("cannot resolve the server address")?;
+    let started = Instant::now();
+    let opened = futures_util::stream::iter(0..args.connections)
+        .map(|n| {
+            let url = url.clone();
+            let open = async move {
+                let source = Ipv4Addr::new(127, 0, 0, 1 + (n / PER_SOURCE) as u8);
+                let socket = TcpSocket::new_v4()?;
+                socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
+                let tcp = socket.connect(server).await?;
+                let (ws, _) = tokio_tungstenite::client_async(url, tcp).await?;
+                anyhow::Ok(ws)
+            };
+            // A server out of file descriptors leaves handshakes hanging: give up on them.
+            async move {
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, open)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(anyhow::anyhow!("no handshake within {HANDSHAKE_TIMEOUT:?}"))
+                    })
+            }
+        })
+        .buffer_unordered(OPENING)
+        .collect::<Vec<_>>()
+        .await;
+    let open_seconds = started.elapsed().as_secs_f64();
+    let failed = opened.iter().filter(|result| result.is_err()).count();
+    let first_error = opened
+        .iter()
+        .find_map(|result| result.as_ref().err().map(|e| format!("{e:#}")));
+    let sockets: Vec<_> = opened.into_iter().filter_map(Result::ok).collect();
+    eprintln!(
+        "holding {} connections for {:.0} s",
+        sockets.len(),
+        args.hold.as_secs_f64()
+    );
+    tokio::time::sleep(args.hold).await;
+    let held = sockets.len();
+    drop(sockets);
+    Ok(Report {
+        mode: "idle".into(),
+        operations: held as u64,
+        seconds: open_seconds,
+        latency: None,
+        extra: json!({"requested": args.connections, "failed": failed, "first_error": first_error}),
+    })
+}

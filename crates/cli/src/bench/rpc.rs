@@ -1,0 +1,178 @@
+//! `rpc` and `durable`: request/reply load from many connections.
+//!
+//! A connection's replies come back in the order of its requests, so each connection
+//! keeps a queue of send times: a reply's latency is now minus the oldest send time.
+//! That also works against the echo server, which answers frames in order too.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::report::{histogram, Report};
+use super::{progress, RpcArgs, Target};
+
+pub(super) type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub(super) async fn connect(url: &str) -> Result<Socket> {
+    let (socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .with_context(|| format!("cannot connect to {}", url.split('?').next().unwrap_or(url)))?;
+    if let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = socket.get_ref() {
+        tcp.set_nodelay(true)?;
+    }
+    Ok(socket)
+}
+
+/// A small fast generator for keys and the GET/SET choice (xorshift64*).
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn key(n: u64) -> String {
+    format!("bench:{n:08}")
+}
+
+pub(super) async fn run(target: &Target, args: &RpcArgs, mode: &str) -> Result<Report> {
+    let url = target.socket_url();
+    if !args.no_populate && args.get_ratio > 0.0 {
+        populate(&url, args).await?;
+    }
+    let bar = progress(target, args.duration, mode);
+    let started = Instant::now();
+    let deadline = started + args.duration;
+    let value = "x".repeat(args.value_size);
+    let mut tasks = Vec::with_capacity(args.connections);
+    for c in 0..args.connections {
+        let mut socket = connect(&url).await?;
+        let value = value.clone();
+        let args = args.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut random = Random(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1));
+            let mut latency = histogram();
+            let mut sent: VecDeque<Instant> = VecDeque::with_capacity(args.pipeline);
+            let mut completed = 0u64;
+            let mut request = move || {
+                let k = key(random.next() % args.keyspace as u64);
+                if random.unit() < args.get_ratio {
+                    json!({"op": 1, "key": k}).to_string()
+                } else {
+                    json!({"op": 2, "key": k, "value": value}).to_string()
+                }
+            };
+            for _ in 0..args.pipeline {
+                sent.push_back(Instant::now());
+                socket.send(Message::text(request())).await?;
+            }
+            while let Some(started) = sent.pop_front() {
+                match socket.next().await {
+                    Some(Ok(Message::Text(reply))) => {
+                        if !reply.as_str().contains("\"code\":200")
+                            && !reply.as_str().contains("\"op\"")
+                        {
+                            bail!("request failed: {}", reply.as_str());
+                        }
+                    }
+                    Some(Ok(_)) => {
+                        sent.push_front(started);
+                        continue;
+                    }
+                    Some(Err(err)) => return Err(err.into()),
+                    None => bail!("the server closed the connection"),
+                }
+                let _ = latency.record(started.elapsed().as_micros().max(1) as u64);
+                completed += 1;
+                if Instant::now() < deadline {
+                    sent.push_back(Instant::now());
+                    socket.send(Message::text(request())).await?;
+                }
+            }
+            let _ = socket.close(None).await;
+            anyhow::Ok((completed, latency))
+        }));
+    }
+    let ticker = tokio::spawn({
+        let bar = bar.clone();
+        async move {
+            while Instant::now() < deadline {
+                bar.set_position(started.elapsed().as_millis() as u64);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+    let mut operations = 0;
+    let mut latency = histogram();
+    for task in tasks {
+        let (completed, histogram) = task.await??;
+        operations += completed;
+        latency.add(histogram)?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    ticker.abort();
+    bar.finish_and_clear();
+    Ok(Report {
+        mode: mode.to_owned(),
+        operations,
+        seconds,
+        latency: Some(latency),
+        extra: json!({
+            "connections": args.connections,
+            "pipeline": args.pipeline,
+            "keyspace": args.keyspace,
+            "value_size": args.value_size,
+            "get_ratio": args.get_ratio,
+        }),
+    })
+}
+
+/// Writes every key of the key space once, so GETs find values.
+async fn populate(url: &str, args: &RpcArgs) -> Result<()> {
+    let writers = args.connections.clamp(1, 16);
+    let value = "x".repeat(args.value_size);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let mut socket = connect(url).await?;
+        let keys: Vec<u64> = (0..args.keyspace as u64)
+            .filter(|n| *n as usize % writers == w)
+            .collect();
+        let value = value.clone();
+        tasks.push(tokio::spawn(async move {
+            for chunk in keys.chunks(64) {
+                for n in chunk {
+                    socket
+                        .feed(Message::text(
+                            json!({"op": 2, "key": key(*n), "value": value}).to_string(),
+                        ))
+                        .await?;
+                }
+                socket.flush().await?;
+                for _ in chunk {
+                    match socket.next().await {
+                        Some(Ok(_)) => {}
+                        _ => bail!("the server closed the connection while populating"),
+                    }
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}

@@ -163,6 +163,13 @@ impl Connection {
         Client::connect(&self.url, Auth::ApiKey(self.api_key()?)).await
     }
 
+    /// Reports a committed write.
+    fn print_written(&self, written: ripplekv_client::Written) {
+        self.print(json!({"revision": written.revision}), || {
+            format!("OK (revision {})", written.revision)
+        });
+    }
+
     /// Prints `value` as JSON with --json, or `plain` otherwise.
     fn print(&self, value: Value, plain: impl FnOnce() -> String) {
         if self.json {
@@ -202,9 +209,7 @@ async fn run(command: ClientCommand) -> Result<(), Error> {
                 .await?
                 .set_with(&key, &value, write.options())
                 .await?;
-            connection.print(json!({"revision": written.revision}), || {
-                format!("OK (revision {})", written.revision)
-            });
+            connection.print_written(written);
         }
         ClientCommand::Patch {
             key,
@@ -217,9 +222,7 @@ async fn run(command: ClientCommand) -> Result<(), Error> {
                 .await?
                 .patch_with(&key, &value, write.options())
                 .await?;
-            connection.print(json!({"revision": written.revision}), || {
-                format!("OK (revision {})", written.revision)
-            });
+            connection.print_written(written);
         }
         ClientCommand::Del {
             key,
@@ -235,9 +238,7 @@ async fn run(command: ClientCommand) -> Result<(), Error> {
                 .await?
                 .delete_with(&key, options)
                 .await?;
-            connection.print(json!({"revision": written.revision}), || {
-                format!("OK (revision {})", written.revision)
-            });
+            connection.print_written(written);
         }
         ClientCommand::Range {
             start,

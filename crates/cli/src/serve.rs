@@ -9,18 +9,21 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use crate::secrets;
-use crate::settings::ServeArgs;
+use crate::settings::{LogFormat, ServeArgs};
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn main(args: ServeArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    let settings = args.resolve()?;
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let settings = args.resolve()?;
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match settings.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Pretty => logs.init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -61,6 +64,9 @@ async fn serve(settings: crate::settings::Settings) -> anyhow::Result<()> {
     config.token_lifetime = settings.token_lifetime;
     config.outbox_messages = settings.outbox_messages;
     config.outbox_bytes = settings.outbox_bytes;
+    config.max_connections = settings.max_connections;
+    config.ping_interval = settings.ping_interval;
+    config.pong_timeout = settings.pong_timeout;
     ripplekv_server::run(config, Arc::new(store), listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -74,6 +74,27 @@ pub struct ServeArgs {
     /// Bytes one connection may have queued before it is a slow consumer [default: 8388608].
     #[arg(long, env = "RIPPLEKV_OUTBOX_BYTES", value_name = "BYTES")]
     outbox_bytes: Option<usize>,
+    /// WebSocket connections served at once; more get HTTP 503 [default: 100000].
+    #[arg(long, env = "RIPPLEKV_MAX_CONNECTIONS", value_name = "COUNT")]
+    max_connections: Option<usize>,
+    /// Seconds of silence before a connection is pinged [default: 30].
+    #[arg(long, env = "RIPPLEKV_PING_INTERVAL", value_name = "SECONDS")]
+    ping_interval: Option<f64>,
+    /// Seconds a pinged connection may stay silent before it is closed [default: 30].
+    #[arg(long, env = "RIPPLEKV_PONG_TIMEOUT", value_name = "SECONDS")]
+    pong_timeout: Option<f64>,
+    /// Log lines as `pretty` text or `json` objects [default: pretty].
+    #[arg(long, env = "RIPPLEKV_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, Deserialize)]
@@ -99,6 +120,10 @@ struct FileSettings {
     changelog_max_age: Option<u64>,
     outbox_messages: Option<usize>,
     outbox_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    ping_interval: Option<f64>,
+    pong_timeout: Option<f64>,
+    log_format: Option<LogFormat>,
 }
 
 /// Validated settings of one server run.
@@ -116,6 +141,10 @@ pub struct Settings {
     pub retention: Retention,
     pub outbox_messages: usize,
     pub outbox_bytes: usize,
+    pub max_connections: usize,
+    pub ping_interval: Duration,
+    pub pong_timeout: Duration,
+    pub log_format: LogFormat,
 }
 
 impl ServeArgs {
@@ -177,10 +206,31 @@ impl ServeArgs {
                 .outbox_bytes
                 .or(file.outbox_bytes)
                 .unwrap_or(8 * 1024 * 1024),
+            max_connections: self
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(100_000),
+            ping_interval: seconds(
+                self.ping_interval.or(file.ping_interval).unwrap_or(30.0),
+                "ping_interval",
+            )?,
+            pong_timeout: seconds(
+                self.pong_timeout.or(file.pong_timeout).unwrap_or(30.0),
+                "pong_timeout",
+            )?,
+            log_format: self.log_format.or(file.log_format).unwrap_or_default(),
         };
         settings.validate()?;
         Ok(settings)
     }
+}
+
+/// A positive number of seconds as a duration.
+fn seconds(value: f64, name: &str) -> anyhow::Result<Duration> {
+    if !(value > 0.0 && value <= 86_400.0) {
+        bail!("{name} must be more than 0 and at most 86400 seconds");
+    }
+    Ok(Duration::from_secs_f64(value))
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
@@ -300,5 +350,19 @@ mod tests {
         assert!(resolve(&["--max-value-bytes", "0"]).is_err());
         assert!(resolve(&["--api-key", "has space"]).is_err());
         assert!(resolve(&["--durability", "sometimes"]).is_err());
+        assert!(resolve(&["--ping-interval", "0"]).is_err());
+        assert!(resolve(&["--log-format", "xml"]).is_err());
+        let settings = resolve(&[
+            "--log-format",
+            "json",
+            "--max-connections",
+            "7",
+            "--pong-timeout",
+            "2.5",
+        ])
+        .unwrap();
+        assert_eq!(settings.log_format, LogFormat::Json);
+        assert_eq!(settings.max_connections, 7);
+        assert_eq!(settings.pong_timeout, Duration::from_millis(2500));
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod limits;
+pub mod metrics;
 pub mod mutation;
 pub mod pattern;
 pub mod store;

@@ -105,6 +105,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Sets where committed changes are published (replacing any earlier sink).
     fn set_change_sink(&self, sink: Arc<dyn ChangeSink>);
+
+    /// Appends the store's own metrics, in the Prometheus text format, to `out`.
+    fn render_metrics(&self, out: &mut String) {
+        let _ = out;
+    }
 }
 
 /// Receives every committed change, in commit order, before the writers are answered.

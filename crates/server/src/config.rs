@@ -27,6 +27,12 @@ pub struct ServerConfig {
     /// How often keys whose TTL ran out are removed (and their `expire` published).
     /// Reads never return an expired key, whatever this is.
     pub expiry_sweep_interval: Duration,
+    /// WebSocket connections served at once; upgrades beyond it get HTTP 503.
+    pub max_connections: usize,
+    /// How often an otherwise silent connection is pinged.
+    pub ping_interval: Duration,
+    /// How long a pinged connection may stay silent before it is closed.
+    pub pong_timeout: Duration,
     /// How long shutdown waits for sessions to finish before closing the store anyway.
     pub shutdown_grace: Duration,
 }
@@ -48,6 +54,9 @@ impl ServerConfig {
             token_secret,
             token_lifetime: Duration::from_secs(2 * 3600),
             expiry_sweep_interval: Duration::from_millis(250),
+            max_connections: 100_000,
+            ping_interval: Duration::from_secs(30),
+            pong_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
         }
     }

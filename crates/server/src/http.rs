@@ -22,6 +22,7 @@ pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .merge(web::routes())
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/ws", get(ws::upgrade))
         .route("/record", post(rest::post_record))
         .route(
@@ -35,6 +36,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), count_rest))
         .layer(middleware::from_fn(cors))
         .with_state(state)
 }
@@ -47,6 +49,44 @@ async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
         "revision": state.ops().store().revision(),
         "subscriptions": state.hub().len(),
     }))
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let body = state
+        .metrics()
+        .render(state.ops().store().as_ref(), state.hub().len());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Counts REST requests by operation and status, like WebSocket requests.
+async fn count_rest(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let op = match (request.method().as_str(), path) {
+        ("POST", "/record") => Some("set"),
+        ("POST", "/record/atomic") => Some("atomic"),
+        ("POST", "/token/websocket") => Some("token"),
+        ("GET", "/records") => Some("range"),
+        ("GET", p) if p.starts_with("/record/") => Some("get"),
+        ("DELETE", p) if p.starts_with("/record/") => Some("delete"),
+        _ => None,
+    };
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    if let Some(op) = op {
+        let seconds = started.elapsed().as_secs_f64();
+        state
+            .metrics()
+            .request(op, response.status().as_u16(), seconds);
+    }
+    response
 }
 
 async fn not_found() -> HttpError {

@@ -10,6 +10,7 @@
 //! - [`hub`]: the fan-out index from keys to subscribed connections.
 //! - `ws`: the `/ws` upgrade, the per-connection session loop and the dispatcher.
 //! - `rest`: the REST routes.
+//! - `metrics`: `GET /metrics` in the Prometheus text format.
 //! - `wire`: the one place that turns domain results into wire replies.
 //! - `web`: the live demo page at `/`, compiled into the binary.
 //!
@@ -20,6 +21,7 @@ mod auth;
 pub mod config;
 mod http;
 pub mod hub;
+mod metrics;
 mod ops;
 mod rest;
 pub mod server;

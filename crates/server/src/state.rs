@@ -8,6 +8,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::ApiKeys;
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::ops::Ops;
 use crate::token::Tokens;
 use crate::ServerConfig;
@@ -23,6 +24,7 @@ struct Inner {
     keys: ApiKeys,
     tokens: Tokens,
     hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
     config: ServerConfig,
     /// Cancelled when shutdown starts: every session sends a close frame and ends.
     shutdown: CancellationToken,
@@ -41,6 +43,7 @@ impl AppState {
                 keys: ApiKeys::new(config.api_keys.clone()),
                 tokens: Tokens::new(config.token_secret.clone(), config.token_lifetime),
                 hub,
+                metrics: Arc::default(),
                 config,
                 shutdown: CancellationToken::new(),
                 sessions: TaskTracker::new(),
@@ -62,6 +65,10 @@ impl AppState {
 
     pub(crate) fn hub(&self) -> &Arc<Hub> {
         &self.inner.hub
+    }
+
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     pub(crate) fn config(&self) -> &ServerConfig {

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use ripplekv_core::metrics::{Histogram, BATCH_SIZES, LATENCY_SECONDS};
 use ripplekv_core::{
     now_ms, plan, Change, ChangeOp, ChangeSink, ChangesSince, Error, Limits, Mutation, RangePage,
     Record, Retention, Revision, SinkSlot, Store,
@@ -67,9 +68,15 @@ pub enum Durability {
     Relaxed,
 }
 
-/// Counters of the group commit, for logs and benchmarks.
-#[derive(Debug, Default)]
+/// Counters of the group commit, for logs, metrics and benchmarks.
+#[derive(Debug)]
 pub struct WriterStats {
+    /// Writes per committed transaction.
+    pub batch_sizes: Histogram,
+    /// Time to commit a transaction, fsync included in `sync` mode.
+    pub commit_seconds: Histogram,
+    /// Entries in the change log (revision minus log floor).
+    pub log_entries: AtomicU64,
     /// Transactions that committed at least one write.
     pub commits: AtomicU64,
     /// Writes committed (including ones answered with an error such as 404).
@@ -84,6 +91,19 @@ pub struct RedbStore {
     shared: Arc<Shared>,
     jobs: flume::Sender<Job>,
     writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        WriterStats {
+            batch_sizes: Histogram::new(BATCH_SIZES),
+            commit_seconds: Histogram::new(LATENCY_SECONDS),
+            log_entries: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            max_batch: AtomicU64::new(0),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -333,6 +353,20 @@ impl Store for RedbStore {
         self.shared.sink.set(sink);
     }
 
+    fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let stats = &self.shared.stats;
+        out.push_str("# HELP ripplekv_store_commit_batch_size Writes committed together in one transaction.\n# TYPE ripplekv_store_commit_batch_size histogram\n");
+        stats
+            .batch_sizes
+            .render(out, "ripplekv_store_commit_batch_size", "");
+        out.push_str("# HELP ripplekv_store_commit_seconds Time to commit a transaction (fsync included with sync durability).\n# TYPE ripplekv_store_commit_seconds histogram\n");
+        stats
+            .commit_seconds
+            .render(out, "ripplekv_store_commit_seconds", "");
+        let _ = writeln!(out, "# HELP ripplekv_changelog_entries Changes retained for since replays.\n# TYPE ripplekv_changelog_entries gauge\nripplekv_changelog_entries {}", stats.log_entries.load(Ordering::Relaxed));
+    }
+
     async fn close(&self) -> Result<(), Error> {
         let (reply, answer) = oneshot::channel();
         if self.jobs.send_async(Job::Close(reply)).await.is_err() {
@@ -506,6 +540,7 @@ impl Writer {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 stats.writes.fetch_add(count, Ordering::Relaxed);
                 stats.max_batch.fetch_max(count, Ordering::Relaxed);
+                stats.batch_sizes.observe(count as f64);
                 // Published from this one thread, after commit and before any writer
                 // hears back: subscribers see changes in commit order, never later
                 // than the writer's own reply.
@@ -589,10 +624,19 @@ impl Writer {
             if trimmed != floor {
                 meta.insert(LOG_FLOOR, trimmed).map_err(Error::internal)?;
             }
+            self.shared
+                .stats
+                .log_entries
+                .store(revision - trimmed, Ordering::Relaxed);
             meta.insert(REVISION, revision).map_err(Error::internal)?;
             (result, tables.committed)
         };
+        let committing = Instant::now();
         txn.commit().map_err(Error::internal)?;
+        self.shared
+            .stats
+            .commit_seconds
+            .observe(committing.elapsed().as_secs_f64());
         self.shared.revision.store(revision, Ordering::Release);
         if self.durability == Durability::Relaxed && self.unsynced_since.is_none() {
             self.unsynced_since = Some(Instant::now());

@@ -21,6 +21,7 @@ use axum::extract::ws::Utf8Bytes;
 use ripplekv_core::{Change, ChangeSink, Pattern};
 
 use index::Index;
+pub(crate) use subscriber::notifications_queued;
 pub use subscriber::{Access, Subscriber};
 
 /// The subscription index and the publisher of notifications.

@@ -15,6 +15,13 @@ use ripplekv_core::{Pattern, Revision};
 use crate::ws::outbox::Outbox;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// Notifications queued to any connection since the process started.
+static QUEUED: AtomicU64 = AtomicU64::new(0);
+
+/// Notifications queued to any connection since the process started.
+pub(crate) fn notifications_queued() -> u64 {
+    QUEUED.load(Ordering::Relaxed)
+}
 
 /// Which keys a connection may touch and hear about.
 #[derive(Debug, Clone)]
@@ -85,7 +92,9 @@ impl Subscriber {
             }
             Gate::Replaying(_) => false,
         };
-        if !accepted {
+        if accepted {
+            QUEUED.fetch_add(1, Ordering::Relaxed);
+        } else {
             self.outbox.mark_slow();
         }
     }

@@ -6,6 +6,7 @@
 //! [`super::subscribe`]).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::ws::Message;
 use ripplekv_proto::reply::{self, RangeRecord};
@@ -14,12 +15,14 @@ use ripplekv_proto::{parse_request, RequestBody};
 use super::outbox::{Closed, Outbox};
 use super::subscribe;
 use crate::hub::{Access, Hub, Subscriber};
+use crate::metrics::Metrics;
 use crate::ops::Ops;
 use crate::wire::{self, DELETED, JSON_PATCHED, PATCHED, SAVED};
 
 /// Everything a request on one connection may need.
 #[derive(Debug)]
 pub(crate) struct Connection {
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) ops: Ops,
     pub(crate) hub: Arc<Hub>,
     /// What the connection may read and write.
@@ -36,11 +39,29 @@ impl Connection {
     }
 }
 
-/// Handles one request frame, queueing its replies.
+/// The metrics label of a request.
+fn label(body: &RequestBody) -> &'static str {
+    match body {
+        RequestBody::Get { .. } => "get",
+        RequestBody::Set { .. } => "set",
+        RequestBody::Patch { .. } => "patch",
+        RequestBody::Delete { .. } => "delete",
+        RequestBody::Range { .. } => "range",
+        RequestBody::Atomic { .. } => "atomic",
+        RequestBody::JsonPatch { .. } => "jsonpatch",
+        RequestBody::Subscribe { .. } => "subscribe",
+        RequestBody::Unsubscribe { .. } => "unsubscribe",
+    }
+}
+
+/// Handles one request frame, queueing its replies, and counts it.
 pub(crate) async fn handle_text(conn: &Connection, text: &str) -> Result<(), Closed> {
+    let started = Instant::now();
     let request = match parse_request(text) {
         Ok(request) => request,
         Err(err) => {
+            conn.metrics
+                .request("invalid", 400, started.elapsed().as_secs_f64());
             let reply = reply::error(
                 400,
                 &err.message,
@@ -50,6 +71,14 @@ pub(crate) async fn handle_text(conn: &Connection, text: &str) -> Result<(), Clo
             return conn.send(reply).await;
         }
     };
+    let op = label(&request.body);
+    let (code, sent) = run(conn, request).await;
+    conn.metrics
+        .request(op, code, started.elapsed().as_secs_f64());
+    sent
+}
+
+async fn run(conn: &Connection, request: ripplekv_proto::Request) -> (u16, Result<(), Closed>) {
     let id = request.message_id.as_deref();
     let key = request.body.key().map(str::to_owned);
     let (ops, access) = (&conn.ops, &conn.access);
@@ -107,12 +136,15 @@ pub(crate) async fn handle_text(conn: &Connection, text: &str) -> Result<(), Clo
             reply::atomic(&change.key, new_value, change.revision, id)
         }),
         RequestBody::Subscribe { patterns, since } => {
-            return subscribe::subscribe(conn, patterns, since, id).await;
+            return (200, subscribe::subscribe(conn, patterns, since, id).await);
         }
         RequestBody::Unsubscribe { patterns } => Ok(subscribe::unsubscribe(conn, &patterns, id)),
     };
-    let frame = result.unwrap_or_else(|err| wire::socket_error(&err, id, key.as_deref()));
-    conn.send(frame).await
+    let (code, frame) = match result {
+        Ok(frame) => (200, frame),
+        Err(err) => (err.status(), wire::socket_error(&err, id, key.as_deref())),
+    };
+    (code, conn.send(frame).await)
 }
 
 /// The reply to a binary frame: HPKV speaks JSON text frames only.

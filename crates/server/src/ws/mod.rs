@@ -29,6 +29,14 @@ pub(crate) async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    if state.metrics().open_connections() >= state.config().max_connections as i64 {
+        state.metrics().connection_refused();
+        return HttpError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "Too many connections; try again later",
+        )
+        .into_response();
+    }
     let principal =
         match auth::check_upgrade(state.keys(), state.tokens(), query.as_deref(), &headers) {
             Ok(principal) => principal,
@@ -53,6 +61,9 @@ pub(crate) async fn upgrade(
                     shutdown: state.shutdown().clone(),
                     outbox_messages: state.config().outbox_messages,
                     outbox_bytes: state.config().outbox_bytes,
+                    metrics: Arc::clone(state.metrics()),
+                    ping_interval: state.config().ping_interval,
+                    pong_timeout: state.config().pong_timeout,
                 };
                 session::run_session(sink, stream, context).await;
             })

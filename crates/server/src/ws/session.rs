@@ -28,6 +28,7 @@ use super::dispatch::{self, Connection};
 use super::outbox::{Outbox, OutboxReceiver};
 use crate::auth::Principal;
 use crate::hub::{Hub, Subscriber};
+use crate::metrics::Metrics;
 use crate::ops::Ops;
 
 /// Close code sent when the server shuts down (RFC 6455 "going away").
@@ -43,6 +44,13 @@ const SLOW_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Slow consumers closed since the process started (reported in the logs).
 static SLOW_CONSUMER_CLOSES: AtomicU64 = AtomicU64::new(0);
+/// Close code for a peer that stopped answering pings (RFC 6455 "going away").
+const CLOSE_PING_TIMEOUT: u16 = 1001;
+
+/// Slow consumers closed since the process started.
+pub(crate) fn slow_consumer_closes() -> u64 {
+    SLOW_CONSUMER_CLOSES.load(Ordering::Relaxed)
+}
 
 /// What a session needs from the server.
 #[derive(Debug, Clone)]
@@ -53,6 +61,9 @@ pub struct SessionContext {
     pub(crate) shutdown: CancellationToken,
     pub(crate) outbox_messages: usize,
     pub(crate) outbox_bytes: usize,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) ping_interval: Duration,
+    pub(crate) pong_timeout: Duration,
 }
 
 /// Runs one connection until the client closes it, the socket fails, the client
@@ -77,6 +88,7 @@ where
         }
     }
     let connection = Connection {
+        metrics: Arc::clone(&context.metrics),
         ops: context.ops.clone(),
         hub: Arc::clone(&context.hub),
         filtered: matches!(context.principal, Principal::Token(_)),
@@ -84,28 +96,58 @@ where
         subscriber: Arc::clone(&subscriber),
         outbox: outbox.clone(),
     };
+    context.metrics.connection_opened();
     tokio::join!(
-        read_requests(stream, &connection, &context.shutdown),
+        read_requests(stream, &connection, &context),
         write_frames(sink, queued, outbox.slow().clone()),
     );
     context.hub.remove_subscriber(subscriber.id());
+    context.metrics.connection_closed();
 }
 
-async fn read_requests<In>(mut stream: In, connection: &Connection, shutdown: &CancellationToken)
+async fn read_requests<In>(mut stream: In, connection: &Connection, context: &SessionContext)
 where
     In: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
     let outbox = &connection.outbox;
+    // Any frame from the peer shows it is alive; after `ping_interval` of silence it is
+    // pinged, and after `pong_timeout` more it is closed. Idle-but-alive peers answer
+    // pings (browsers and HPKV clients do so automatically) and stay connected.
+    let mut last_heard = tokio::time::Instant::now();
+    let mut pinged = false;
+    let mut ticks = tokio::time::interval(
+        context
+            .ping_interval
+            .min(context.pong_timeout)
+            .max(Duration::from_millis(10)),
+    );
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let frame = tokio::select! {
             biased;
-            () = shutdown.cancelled() => {
+            () = context.shutdown.cancelled() => {
                 let _ = outbox.send(close(CLOSE_GOING_AWAY, "server shutting down")).await;
                 return;
             }
             () = outbox.slow().cancelled() => return,
+            _ = ticks.tick() => {
+                let silent = last_heard.elapsed();
+                if pinged && silent >= context.ping_interval + context.pong_timeout {
+                    let _ = outbox.send(close(CLOSE_PING_TIMEOUT, "ping timeout")).await;
+                    return;
+                }
+                if !pinged && silent >= context.ping_interval {
+                    pinged = true;
+                    if outbox.send(Message::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
             frame = stream.next() => frame,
         };
+        last_heard = tokio::time::Instant::now();
+        pinged = false;
         let handled = match frame {
             None | Some(Ok(Message::Close(_))) => return,
             Some(Ok(Message::Text(text))) => dispatch::handle_text(connection, text.as_str()).await,
@@ -211,6 +253,9 @@ mod tests {
             shutdown: CancellationToken::new(),
             outbox_messages: 4,
             outbox_bytes: 1 << 20,
+            metrics: Arc::default(),
+            ping_interval: Duration::from_secs(30),
+            pong_timeout: Duration::from_secs(30),
         }
     }
 

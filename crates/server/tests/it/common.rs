@@ -137,11 +137,14 @@ impl Ws {
             .map_err(Into::into)
     }
 
-    /// The next text frame, parsed; fails on anything else.
+    /// The next text frame, parsed, skipping protocol pings; fails on anything else.
     pub async fn recv(&mut self) -> Result<Value> {
-        match self.next_message().await? {
-            Message::Text(text) => Ok(serde_json::from_str(text.as_str())?),
-            other => bail!("expected a text frame, got {other:?}"),
+        loop {
+            match self.next_message().await? {
+                Message::Text(text) => return Ok(serde_json::from_str(text.as_str())?),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => bail!("expected a text frame, got {other:?}"),
+            }
         }
     }
 

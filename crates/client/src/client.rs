@@ -80,6 +80,7 @@ impl Client {
             connected: Default::default(),
             events: broadcast::channel(64).0,
         });
+        shared.connected.store(true, Ordering::Relaxed);
         let limiter = config
             .rate_limit
             .map(|rate| Arc::new(Mutex::new(Bucket::new(rate))));
@@ -324,7 +325,8 @@ impl Client {
         Ok(subscription)
     }
 
-    /// Connection events (connected, disconnected, reconnecting, gave up) from now on.
+    /// Connection events from now on: disconnected, reconnecting, connected again, gave
+    /// up. (The first connection is not an event: `connect` returns once it is made.)
     pub fn events(&self) -> broadcast::Receiver<ConnectionEvent> {
         self.shared.events.subscribe()
     }

@@ -124,10 +124,13 @@ enum Outcome {
 impl Task {
     async fn run(mut self, mut socket: Socket) {
         loop {
+            // The first connection was made before `connect` returned; only reconnects
+            // are events, so what a listener sees does not depend on when it subscribed.
+            if self.shared.connects.fetch_add(1, Ordering::Relaxed) > 0 {
+                let _ = self.shared.events.send(ConnectionEvent::Connected);
+            }
             self.shared.connected.store(true, Ordering::Relaxed);
-            self.shared.connects.fetch_add(1, Ordering::Relaxed);
             self.shared.reconnect_attempts.store(0, Ordering::Relaxed);
-            let _ = self.shared.events.send(ConnectionEvent::Connected);
             let outcome = self.serve(&mut socket).await;
             self.shared.connected.store(false, Ordering::Relaxed);
             self.fail_waiters(Error::Disconnected);

@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (the default).
-    Serve(settings::ServeArgs),
+    Serve(Box<settings::ServeArgs>),
     #[command(flatten)]
     Client(commands::ClientCommand),
     /// Measure throughput and latency against a running server.
@@ -41,7 +41,7 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Some(Command::Client(command)) => commands::main(command),
         Some(Command::Bench(args)) => bench::main(args),
-        Some(Command::Serve(args)) => report(serve::main(args)),
+        Some(Command::Serve(args)) => report(serve::main(*args)),
         None => report(serve::main(cli.serve)),
     }
 }

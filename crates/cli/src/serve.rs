@@ -67,6 +67,15 @@ async fn serve(settings: crate::settings::Settings) -> anyhow::Result<()> {
     config.max_connections = settings.max_connections;
     config.ping_interval = settings.ping_interval;
     config.pong_timeout = settings.pong_timeout;
+    config.max_subscriptions = settings.max_subscriptions;
+    config.handshake_timeout = settings.handshake_timeout;
+    config.credential_rate_limit = settings.key_rate_limit;
+    config.ip_rate_limit = settings.ip_rate_limit;
+    config.previous_token_secret = settings
+        .previous_token_secret
+        .clone()
+        .map(String::into_bytes);
+    config.token_rotation_grace = settings.token_rotation_grace;
     ripplekv_server::run(config, Arc::new(store), listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use ripplekv_core::limits::{DEFAULT_MAX_KEY_BYTES, DEFAULT_MAX_VALUE_BYTES};
 use ripplekv_core::{Limits, Retention};
+use ripplekv_server::RateLimit;
 use ripplekv_storage::Durability;
 use serde::Deserialize;
 
@@ -86,6 +87,28 @@ pub struct ServeArgs {
     /// Log lines as `pretty` text or `json` objects [default: pretty].
     #[arg(long, env = "RIPPLEKV_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// Patterns one WebSocket connection may subscribe to at once [default: 1000].
+    #[arg(long, env = "RIPPLEKV_MAX_SUBSCRIPTIONS", value_name = "COUNT")]
+    max_subscriptions: Option<usize>,
+    /// Seconds a new connection has to send its request head (and so its credentials);
+    /// also how long an idle keep-alive HTTP connection is kept [default: 10].
+    #[arg(long, env = "RIPPLEKV_HANDSHAKE_TIMEOUT", value_name = "SECONDS")]
+    handshake_timeout: Option<f64>,
+    /// Requests per second one API key or token may make, as RATE or RATE:BURST;
+    /// more get 429 with a retry hint [default: no limit].
+    #[arg(long, env = "RIPPLEKV_KEY_RATE_LIMIT", value_name = "RATE[:BURST]")]
+    key_rate_limit: Option<String>,
+    /// HTTP requests and WebSocket upgrades per second one client IP may make, as RATE
+    /// or RATE:BURST [default: no limit].
+    #[arg(long, env = "RIPPLEKV_IP_RATE_LIMIT", value_name = "RATE[:BURST]")]
+    ip_rate_limit: Option<String>,
+    /// The token secret being replaced: tokens it signed stay valid for the rotation
+    /// grace period.
+    #[arg(long, env = "RIPPLEKV_PREVIOUS_TOKEN_SECRET", value_name = "SECRET")]
+    previous_token_secret: Option<String>,
+    /// Seconds after start that tokens of the previous secret are accepted [default: 7200].
+    #[arg(long, env = "RIPPLEKV_TOKEN_ROTATION_GRACE", value_name = "SECONDS")]
+    token_rotation_grace: Option<u64>,
 }
 
 /// How log lines are written.
@@ -124,6 +147,12 @@ struct FileSettings {
     ping_interval: Option<f64>,
     pong_timeout: Option<f64>,
     log_format: Option<LogFormat>,
+    max_subscriptions: Option<usize>,
+    handshake_timeout: Option<f64>,
+    key_rate_limit: Option<String>,
+    ip_rate_limit: Option<String>,
+    previous_token_secret: Option<String>,
+    token_rotation_grace: Option<u64>,
 }
 
 /// Validated settings of one server run.
@@ -145,6 +174,12 @@ pub struct Settings {
     pub ping_interval: Duration,
     pub pong_timeout: Duration,
     pub log_format: LogFormat,
+    pub max_subscriptions: usize,
+    pub handshake_timeout: Duration,
+    pub key_rate_limit: Option<RateLimit>,
+    pub ip_rate_limit: Option<RateLimit>,
+    pub previous_token_secret: Option<String>,
+    pub token_rotation_grace: Duration,
 }
 
 impl ServeArgs {
@@ -219,10 +254,34 @@ impl ServeArgs {
                 "pong_timeout",
             )?,
             log_format: self.log_format.or(file.log_format).unwrap_or_default(),
+            max_subscriptions: self
+                .max_subscriptions
+                .or(file.max_subscriptions)
+                .unwrap_or(1000),
+            handshake_timeout: seconds(
+                self.handshake_timeout
+                    .or(file.handshake_timeout)
+                    .unwrap_or(10.0),
+                "handshake_timeout",
+            )?,
+            key_rate_limit: rate_limit(self.key_rate_limit.or(file.key_rate_limit))?,
+            ip_rate_limit: rate_limit(self.ip_rate_limit.or(file.ip_rate_limit))?,
+            previous_token_secret: self.previous_token_secret.or(file.previous_token_secret),
+            token_rotation_grace: Duration::from_secs(
+                self.token_rotation_grace
+                    .or(file.token_rotation_grace)
+                    .unwrap_or(7200),
+            ),
         };
         settings.validate()?;
         Ok(settings)
     }
+}
+
+/// A rate limit from `RATE[:BURST]`; absent means none.
+fn rate_limit(text: Option<String>) -> anyhow::Result<Option<RateLimit>> {
+    text.map(|text| text.parse::<RateLimit>().map_err(anyhow::Error::msg))
+        .transpose()
 }
 
 /// A positive number of seconds as a duration.
@@ -266,6 +325,16 @@ impl Settings {
             .is_some_and(|secret| secret.len() < 16)
         {
             bail!("token_secret must be at least 16 characters");
+        }
+        if self
+            .previous_token_secret
+            .as_ref()
+            .is_some_and(|previous| Some(previous) == self.token_secret.as_ref())
+        {
+            bail!("previous_token_secret is the same as token_secret; nothing is being rotated");
+        }
+        if self.max_subscriptions == 0 {
+            bail!("max_subscriptions must be at least 1");
         }
         if self.token_lifetime.is_zero() {
             bail!("token_ttl must be at least 1 second");
@@ -364,5 +433,57 @@ mod tests {
         assert_eq!(settings.log_format, LogFormat::Json);
         assert_eq!(settings.max_connections, 7);
         assert_eq!(settings.pong_timeout, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn defences_are_off_or_generous_by_default_and_configurable() {
+        let defaults = resolve(&[]).unwrap();
+        assert_eq!(defaults.key_rate_limit, None);
+        assert_eq!(defaults.ip_rate_limit, None);
+        assert_eq!(defaults.max_subscriptions, 1000);
+        assert_eq!(defaults.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.previous_token_secret, None);
+        let settings = resolve(&[
+            "--key-rate-limit",
+            "100:250",
+            "--ip-rate-limit",
+            "20",
+            "--max-subscriptions",
+            "5",
+            "--handshake-timeout",
+            "0.5",
+            "--token-secret",
+            "new-secret-0123456789",
+            "--previous-token-secret",
+            "old-secret-0123456789",
+            "--token-rotation-grace",
+            "60",
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.key_rate_limit,
+            Some(RateLimit {
+                per_second: 100.0,
+                burst: 250
+            })
+        );
+        assert_eq!(settings.ip_rate_limit.unwrap().burst, 20);
+        assert_eq!(settings.max_subscriptions, 5);
+        assert_eq!(settings.handshake_timeout, Duration::from_millis(500));
+        assert_eq!(settings.token_rotation_grace, Duration::from_secs(60));
+        for bad in [
+            &["--key-rate-limit", "0"][..],
+            &["--ip-rate-limit", "10:0"],
+            &["--max-subscriptions", "0"],
+            &["--handshake-timeout", "0"],
+            &[
+                "--token-secret",
+                "same-secret-0123456789",
+                "--previous-token-secret",
+                "same-secret-0123456789",
+            ],
+        ] {
+            assert!(resolve(bad).is_err(), "{bad:?} accepted");
+        }
     }
 }

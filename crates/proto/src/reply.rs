@@ -122,26 +122,50 @@ pub fn error_at(
     key: Option<&str>,
     revision: Option<u64>,
 ) -> String {
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Body<'a> {
-        code: u16,
-        error: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        message_id: Option<&'a RawValue>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        key: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        revision: Option<u64>,
-    }
-    serde_json::to_string(&Body {
+    error_body(ErrorBody {
         code,
         error: text,
         message_id,
         key,
         revision,
+        retry_after_ms: None,
     })
-    .unwrap_or_else(|_| internal_error())
+}
+
+/// A 429: the request was over a rate limit and may be retried after `retryAfterMs`.
+pub fn rate_limited(
+    text: &str,
+    retry_after_ms: u64,
+    message_id: Option<&RawValue>,
+    key: Option<&str>,
+) -> String {
+    error_body(ErrorBody {
+        code: 429,
+        error: text,
+        message_id,
+        key,
+        revision: None,
+        retry_after_ms: Some(retry_after_ms),
+    })
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody<'a> {
+    code: u16,
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revision: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_ms: Option<u64>,
+}
+
+fn error_body(body: ErrorBody<'_>) -> String {
+    serde_json::to_string(&body).unwrap_or_else(|_| internal_error())
 }
 
 /// Serializing these plain structs cannot fail; this keeps the reply well-formed anyway.

@@ -12,23 +12,32 @@ use ripplekv_core::{now_ms, Error};
 use subtle::ConstantTimeEq;
 
 use crate::hub::Access;
+use crate::rate::Subject;
 use crate::token::{CompiledToken, Tokens};
 use crate::urlcode;
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone)]
 pub(crate) enum Principal {
-    /// Connected with an API key: may do anything.
-    ApiKey,
+    /// Connected with the n-th configured API key: may do anything.
+    ApiKey(usize),
     /// Connected with a token: its access pattern and subscriptions.
     Token(Arc<CompiledToken>),
 }
 
 impl Principal {
+    /// Whom the connection's requests are counted against for rate limits.
+    pub(crate) fn subject(&self) -> Subject {
+        match self {
+            Principal::ApiKey(index) => Subject::ApiKey(*index),
+            Principal::Token(token) => Subject::Token(token.mac),
+        }
+    }
+
     /// What the connection may read and write.
     pub(crate) fn access(&self) -> Access {
         match self {
-            Principal::ApiKey => Access::All,
+            Principal::ApiKey(_) => Access::All,
             Principal::Token(token) => token
                 .access
                 .clone()
@@ -57,11 +66,12 @@ impl ApiKeys {
         ApiKeys(keys)
     }
 
-    /// True when `candidate` is one of the keys. Every key is compared, in constant
+    /// Which of the keys `candidate` is, if any. Every key is compared, in constant
     /// time per key, so the answer's timing does not depend on which key matched.
-    pub(crate) fn accepts(&self, candidate: &str) -> bool {
-        self.0.iter().fold(false, |found, key| {
-            found | bool::from(key.as_bytes().ct_eq(candidate.as_bytes()))
+    pub(crate) fn find(&self, candidate: &str) -> Option<usize> {
+        self.0.iter().enumerate().fold(None, |found, (index, key)| {
+            let equal = bool::from(key.as_bytes().ct_eq(candidate.as_bytes()));
+            found.or(equal.then_some(index))
         })
     }
 }
@@ -93,18 +103,14 @@ impl Refusal {
     }
 }
 
-/// Checks the `x-api-key` header of a REST request.
-pub(crate) fn check_header(keys: &ApiKeys, headers: &HeaderMap) -> Result<(), Refusal> {
+/// Checks the `x-api-key` header of a REST request; returns which key it is.
+pub(crate) fn check_header(keys: &ApiKeys, headers: &HeaderMap) -> Result<usize, Refusal> {
     let key = headers
         .get("x-api-key")
         .ok_or(Refusal::MissingCredentials)?
         .to_str()
         .map_err(|_| Refusal::InvalidApiKey)?;
-    if keys.accepts(key) {
-        Ok(())
-    } else {
-        Err(Refusal::InvalidApiKey)
-    }
+    keys.find(key).ok_or(Refusal::InvalidApiKey)
 }
 
 /// Checks the credentials of a WebSocket upgrade: `?token=`, `?apiKey=`, or the header.
@@ -122,9 +128,11 @@ pub(crate) fn check_upgrade(
             .ok_or(Refusal::InvalidToken);
     }
     match params.iter().find(|(name, _)| name == "apiKey") {
-        Some((_, key)) if keys.accepts(key) => Ok(Principal::ApiKey),
-        Some(_) => Err(Refusal::InvalidApiKey),
-        None => check_header(keys, headers).map(|()| Principal::ApiKey),
+        Some((_, key)) => keys
+            .find(key)
+            .map(Principal::ApiKey)
+            .ok_or(Refusal::InvalidApiKey),
+        None => check_header(keys, headers).map(Principal::ApiKey),
     }
 }
 
@@ -135,11 +143,11 @@ mod tests {
     #[test]
     fn keys_match_exactly() {
         let keys = ApiKeys::new(vec!["alpha".into(), "beta".into()]);
-        assert!(keys.accepts("alpha"));
-        assert!(keys.accepts("beta"));
-        assert!(!keys.accepts("alph"));
-        assert!(!keys.accepts("alphaa"));
-        assert!(!keys.accepts(""));
+        assert_eq!(keys.find("alpha"), Some(0));
+        assert_eq!(keys.find("beta"), Some(1));
+        assert_eq!(keys.find("alph"), None);
+        assert_eq!(keys.find("alphaa"), None);
+        assert_eq!(keys.find(""), None);
     }
 
     #[test]
@@ -148,7 +156,7 @@ mod tests {
         let tokens = Tokens::new(b"s".to_vec(), std::time::Duration::from_secs(60));
         let none = HeaderMap::new();
         let check = |query: Option<&str>, headers: &HeaderMap| {
-            check_upgrade(&keys, &tokens, query, headers).map(|p| matches!(p, Principal::ApiKey))
+            check_upgrade(&keys, &tokens, query, headers).map(|p| matches!(p, Principal::ApiKey(0)))
         };
         assert_eq!(check(Some("apiKey=k1"), &none), Ok(true));
         assert_eq!(

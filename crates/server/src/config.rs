@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use ripplekv_core::Limits;
 
+use crate::rate::RateLimit;
+
 /// Everything [`crate::run`] needs besides the store and the listener.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -35,6 +37,23 @@ pub struct ServerConfig {
     pub pong_timeout: Duration,
     /// How long shutdown waits for sessions to finish before closing the store anyway.
     pub shutdown_grace: Duration,
+    /// Patterns one connection may hold through in-band `subscribe`; more get a 400.
+    pub max_subscriptions: usize,
+    /// How long a new TCP connection may take to send a complete HTTP request head
+    /// (where its credentials are), and how long an idle keep-alive HTTP connection
+    /// is kept. A connection that never authenticates is closed after this.
+    pub handshake_timeout: Duration,
+    /// Requests per second (with burst) one API key or one token may make, over
+    /// WebSocket and REST together; `None` for no limit.
+    pub credential_rate_limit: Option<RateLimit>,
+    /// HTTP requests (REST calls and WebSocket upgrades) per second one client IP may
+    /// make; `None` for no limit.
+    pub ip_rate_limit: Option<RateLimit>,
+    /// The secret that signed tokens before the current one; its tokens are still
+    /// accepted for `token_rotation_grace` after start.
+    pub previous_token_secret: Option<Vec<u8>>,
+    /// How long tokens signed with `previous_token_secret` stay accepted.
+    pub token_rotation_grace: Duration,
 }
 
 /// Bytes tungstenite reads from the socket at a time. Its default (128 KiB) would be
@@ -58,6 +77,12 @@ impl ServerConfig {
             ping_interval: Duration::from_secs(30),
             pong_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            max_subscriptions: 1000,
+            handshake_timeout: Duration::from_secs(10),
+            credential_rate_limit: None,
+            ip_rate_limit: None,
+            previous_token_secret: None,
+            token_rotation_grace: Duration::from_secs(2 * 3600),
         }
     }
 

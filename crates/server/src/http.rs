@@ -4,7 +4,9 @@
 //! other origins. Every response gets `Access-Control-Allow-Origin: *`, and every
 //! preflight `OPTIONS` is answered 204 before routing, so it works on any path.
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -12,6 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
+use crate::rate::Subject;
 use crate::state::AppState;
 use crate::wire::HttpError;
 use crate::{rest, web, ws};
@@ -37,6 +40,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), count_rest))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_ip))
         .layer(middleware::from_fn(cors))
         .with_state(state)
 }
@@ -87,6 +91,21 @@ async fn count_rest(State(state): State<AppState>, request: Request, next: Next)
             .request(op, response.status().as_u16(), seconds);
     }
     response
+}
+
+/// Applies the per-IP rate limit to every HTTP request, WebSocket upgrades included.
+/// Preflights are answered before this (by `cors`), so browsers are not refused twice.
+async fn limit_ip(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    if let Some(ip) = client {
+        if let Err(wait) = state.ip_limits().check(&Subject::Ip(ip)) {
+            return HttpError::rate_limited(wait).into_response();
+        }
+    }
+    next.run(request).await
 }
 
 async fn not_found() -> HttpError {

@@ -6,6 +6,8 @@
 //! - [`server`]: [`run`] binds everything together and owns the shutdown sequence.
 //! - `http`: the router, CORS, `/health` and JSON error responses.
 //! - `auth`: API keys and how a request presents them.
+//! - `rate`: token-bucket rate limits per credential and per client IP.
+//! - `listen`: the accept loop, with the handshake timeout and graceful shutdown.
 //! - `ops`: one file per operation (validate, then apply through the store).
 //! - [`hub`]: the fan-out index from keys to subscribed connections.
 //! - `ws`: the `/ws` upgrade, the per-connection session loop and the dispatcher.
@@ -21,8 +23,10 @@ mod auth;
 pub mod config;
 mod http;
 pub mod hub;
+mod listen;
 mod metrics;
 mod ops;
+mod rate;
 mod rest;
 pub mod server;
 mod state;
@@ -33,6 +37,7 @@ mod wire;
 mod ws;
 
 pub use config::ServerConfig;
+pub use rate::RateLimit;
 pub use server::run;
 pub use ws::outbox::Outbox;
 pub use ws::session::run_session;

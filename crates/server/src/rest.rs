@@ -18,17 +18,22 @@ use serde_json::json;
 
 use crate::auth;
 use crate::hub::Access;
+use crate::rate::Subject;
 use crate::state::AppState;
 use crate::urlcode;
 use crate::wire::{HttpError, DELETED, PATCHED, SAVED};
 
 type HttpResult = Result<Response, HttpError>;
 
-/// REST callers present an API key, which grants everything.
+/// REST callers present an API key, which grants everything; each call counts
+/// against that key's rate limit.
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Access, HttpError> {
-    auth::check_header(state.keys(), headers)
-        .map(|()| Access::All)
-        .map_err(|refusal| HttpError::new(refusal.status(), refusal.message()))
+    let index = auth::check_header(state.keys(), headers)
+        .map_err(|refusal| HttpError::new(refusal.status(), refusal.message()))?;
+    state
+        .admit(&Subject::ApiKey(index))
+        .map_err(HttpError::rate_limited)?;
+    Ok(Access::All)
 }
 
 fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, HttpError> {

@@ -10,13 +10,12 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use ripplekv_core::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
-use crate::{http, ServerConfig};
+use crate::{http, listen, ServerConfig};
 
 /// Serves HTTP and WebSocket on `listener` until `shutdown` resolves.
 pub async fn run(
@@ -45,17 +44,10 @@ pub async fn run(
         stopping.clone(),
     ));
     let router = http::router(state.clone());
-    // Replies are small frames written as soon as they are ready; Nagle's algorithm
-    // would hold a second one back until the first is acknowledged.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %err, "cannot set TCP_NODELAY");
-        }
-    });
+    let handshake_timeout = state.config().handshake_timeout;
     let mut served = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(signal)
-            .await
+        listen::serve(listener, router, handshake_timeout, signal).await;
+        Ok::<(), std::io::Error>(())
     });
     let early_end = tokio::select! {
         outcome = &mut served => Some(outcome),

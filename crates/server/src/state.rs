@@ -10,6 +10,7 @@ use crate::auth::ApiKeys;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::ops::Ops;
+use crate::rate::{RateLimiter, Subject};
 use crate::token::Tokens;
 use crate::ServerConfig;
 
@@ -25,6 +26,10 @@ struct Inner {
     tokens: Tokens,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
+    /// Requests per API key or token.
+    credential_limits: Arc<RateLimiter>,
+    /// HTTP requests per client address.
+    ip_limits: RateLimiter,
     config: ServerConfig,
     /// Cancelled when shutdown starts: every session sends a close frame and ends.
     shutdown: CancellationToken,
@@ -41,9 +46,11 @@ impl AppState {
             inner: Arc::new(Inner {
                 ops: Ops::new(store, config.limits),
                 keys: ApiKeys::new(config.api_keys.clone()),
-                tokens: Tokens::new(config.token_secret.clone(), config.token_lifetime),
+                tokens: tokens(&config),
                 hub,
                 metrics: Arc::default(),
+                credential_limits: Arc::new(RateLimiter::new(config.credential_rate_limit)),
+                ip_limits: RateLimiter::new(config.ip_rate_limit),
                 config,
                 shutdown: CancellationToken::new(),
                 sessions: TaskTracker::new(),
@@ -71,6 +78,19 @@ impl AppState {
         &self.inner.metrics
     }
 
+    pub(crate) fn credential_limits(&self) -> &Arc<RateLimiter> {
+        &self.inner.credential_limits
+    }
+
+    /// Counts one request against `subject`'s credential limit.
+    pub(crate) fn admit(&self, subject: &Subject) -> Result<(), std::time::Duration> {
+        self.inner.credential_limits.check(subject)
+    }
+
+    pub(crate) fn ip_limits(&self) -> &RateLimiter {
+        &self.inner.ip_limits
+    }
+
     pub(crate) fn config(&self) -> &ServerConfig {
         &self.inner.config
     }
@@ -81,5 +101,21 @@ impl AppState {
 
     pub(crate) fn sessions(&self) -> &TaskTracker {
         &self.inner.sessions
+    }
+}
+
+/// The token issuer: the current secret, plus the previous one during a rotation.
+fn tokens(config: &ServerConfig) -> Tokens {
+    let tokens = Tokens::new(config.token_secret.clone(), config.token_lifetime);
+    match &config.previous_token_secret {
+        Some(previous) => {
+            let grace_ms =
+                u64::try_from(config.token_rotation_grace.as_millis()).unwrap_or(u64::MAX);
+            tokens.with_previous(
+                previous.clone(),
+                ripplekv_core::now_ms().saturating_add(grace_ms),
+            )
+        }
+        None => tokens,
     }
 }

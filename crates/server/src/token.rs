@@ -7,6 +7,12 @@
 //!
 //! Verified tokens are compiled once (their patterns turned into matchers) and cached
 //! by token text, so a token reused by many connections is never recompiled.
+//!
+//! Rotating the secret: a server started with a new secret and the old one as
+//! `previous` signs with the new one and still accepts tokens signed with the old one
+//! until the grace period ends, so clients holding old tokens are not cut off at once.
+//! A token accepted through the previous secret is valid until its own expiry or the
+//! end of the grace period, whichever comes first.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -45,13 +51,24 @@ pub(crate) struct Claims {
 pub(crate) struct CompiledToken {
     pub(crate) subscribe: Vec<Pattern>,
     pub(crate) access: Option<Pattern>,
+    /// When the token stops being accepted, in milliseconds since the Unix epoch.
     pub(crate) expires_ms: u64,
+    /// The token's MAC: identifies it (for rate limits) without holding its grants.
+    pub(crate) mac: [u8; MAC_BYTES],
 }
 
-/// Issues and verifies tokens with one secret.
+/// A secret being retired: still accepted for verification until `until_ms`.
+#[derive(Debug)]
+struct Previous {
+    secret: Vec<u8>,
+    until_ms: u64,
+}
+
+/// Issues and verifies tokens with one secret (and perhaps the one it replaced).
 #[derive(Debug)]
 pub(crate) struct Tokens {
     secret: Vec<u8>,
+    previous: Option<Previous>,
     lifetime: Duration,
     cache: RwLock<HashMap<String, Arc<CompiledToken>>>,
 }
@@ -60,14 +77,21 @@ impl Tokens {
     pub(crate) fn new(secret: Vec<u8>, lifetime: Duration) -> Self {
         Tokens {
             secret,
+            previous: None,
             lifetime,
             cache: RwLock::default(),
         }
     }
 
-    fn mac(&self) -> HmacSha256 {
+    /// Also accepts tokens signed with `secret` until `until_ms`.
+    pub(crate) fn with_previous(mut self, secret: Vec<u8>, until_ms: u64) -> Self {
+        self.previous = Some(Previous { secret, until_ms });
+        self
+    }
+
+    fn mac(secret: &[u8]) -> HmacSha256 {
         // HMAC accepts keys of any length, so this cannot fail.
-        HmacSha256::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!())
+        HmacSha256::new_from_slice(secret).unwrap_or_else(|_| unreachable!())
     }
 
     /// Issues a token for the given grants, valid from `now_ms` for the lifetime.
@@ -92,7 +116,7 @@ impl Tokens {
             expires_ms: now_ms.saturating_add(lifetime_ms),
         };
         let mut bytes = serde_json::to_vec(&claims).map_err(Error::internal)?;
-        let mut mac = self.mac();
+        let mut mac = Self::mac(&self.secret);
         mac.update(&bytes);
         bytes.extend_from_slice(&mac.finalize().into_bytes());
         Ok(URL_SAFE_NO_PAD.encode(bytes))
@@ -109,7 +133,7 @@ impl Tokens {
         let compiled = match cached {
             Some(compiled) => compiled,
             None => {
-                let compiled = Arc::new(self.verify_uncached(token)?);
+                let compiled = Arc::new(self.verify_uncached(token, now_ms)?);
                 let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
                 if cache.len() >= CACHE_CAPACITY {
                     cache.clear();
@@ -121,13 +145,25 @@ impl Tokens {
         (now_ms < compiled.expires_ms).then_some(compiled)
     }
 
-    fn verify_uncached(&self, token: &str) -> Option<CompiledToken> {
+    fn verify_uncached(&self, token: &str, now_ms: u64) -> Option<CompiledToken> {
         let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
         let split = bytes.len().checked_sub(MAC_BYTES)?;
         let (payload, tag) = bytes.split_at(split);
-        let mut mac = self.mac();
-        mac.update(payload);
-        mac.verify_slice(tag).ok()?; // constant-time comparison
+        let signed_by = |secret: &[u8]| {
+            let mut mac = Self::mac(secret);
+            mac.update(payload);
+            mac.verify_slice(tag).is_ok() // constant-time comparison
+        };
+        let accepted_until = if signed_by(&self.secret) {
+            u64::MAX
+        } else {
+            match &self.previous {
+                Some(previous) if now_ms < previous.until_ms && signed_by(&previous.secret) => {
+                    previous.until_ms
+                }
+                _ => return None,
+            }
+        };
         let claims: Claims = serde_json::from_slice(payload).ok()?;
         Some(CompiledToken {
             subscribe: claims
@@ -142,7 +178,8 @@ impl Tokens {
                 .map(Pattern::compile)
                 .transpose()
                 .ok()?,
-            expires_ms: claims.expires_ms,
+            expires_ms: claims.expires_ms.min(accepted_until),
+            mac: tag.try_into().ok()?,
         })
     }
 }
@@ -204,6 +241,35 @@ mod tests {
         );
         assert!(tokens.verify("", 1).is_none());
         assert!(tokens.verify("not base64!", 1).is_none());
+    }
+
+    #[test]
+    fn a_previous_secret_is_accepted_until_the_grace_period_ends() {
+        let old = Tokens::new(b"old".to_vec(), Duration::from_secs(60));
+        let old_token = old.issue(vec![], Some("k".into()), 0).unwrap();
+        let rotated = Tokens::new(b"new".to_vec(), Duration::from_secs(60))
+            .with_previous(b"old".to_vec(), 30_000);
+        // Accepted during the grace period, but only until it ends, even from the cache.
+        let compiled = rotated.verify(&old_token, 1_000).unwrap();
+        assert_eq!(compiled.expires_ms, 30_000);
+        assert!(rotated.verify(&old_token, 29_999).is_some());
+        assert!(rotated.verify(&old_token, 30_000).is_none());
+        // Uncached, after the grace period: refused outright.
+        let late = Tokens::new(b"new".to_vec(), Duration::from_secs(60))
+            .with_previous(b"old".to_vec(), 30_000);
+        assert!(late.verify(&old_token, 30_001).is_none());
+        // New tokens are signed with the new secret only.
+        let new_token = rotated.issue(vec![], None, 0).unwrap();
+        assert!(old.verify(&new_token, 1).is_none());
+        assert_eq!(
+            rotated.verify(&new_token, 40_000).unwrap().expires_ms,
+            60_000
+        );
+        // A secret that is neither is refused.
+        let stranger = Tokens::new(b"x".to_vec(), Duration::from_secs(60));
+        assert!(rotated
+            .verify(&stranger.issue(vec![], None, 0).unwrap(), 1)
+            .is_none());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! module adds the transport framing (a JSON reply on the socket, an HTTP response on
 //! REST) and logs internal failures, whose details never reach the client.
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ripplekv_core::Error;
@@ -48,6 +48,8 @@ pub(crate) fn socket_error(
 pub(crate) struct HttpError {
     pub(crate) status: StatusCode,
     pub(crate) message: String,
+    /// For a 429: how long to wait, sent as `Retry-After` (seconds) and `retryAfterMs`.
+    pub(crate) retry_after_ms: Option<u64>,
 }
 
 impl HttpError {
@@ -55,7 +57,16 @@ impl HttpError {
         HttpError {
             status,
             message: message.into(),
+            retry_after_ms: None,
         }
+    }
+
+    /// A 429 for a request over a rate limit, to be retried after `wait`.
+    pub(crate) fn rate_limited(wait: std::time::Duration) -> Self {
+        let retry_after_ms = crate::rate::retry_after_ms(wait);
+        let mut error = HttpError::from(Error::RateLimited { retry_after_ms });
+        error.retry_after_ms = Some(retry_after_ms);
+        error
     }
 
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
@@ -74,6 +85,14 @@ impl From<Error> for HttpError {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        match self.retry_after_ms {
+            None => (self.status, Json(json!({ "error": self.message }))).into_response(),
+            Some(ms) => {
+                // Retry-After counts whole seconds; round up so a client never retries early.
+                let seconds = ms.div_ceil(1000).to_string();
+                let body = json!({ "error": self.message, "retryAfterMs": ms });
+                (self.status, [(header::RETRY_AFTER, seconds)], Json(body)).into_response()
+            }
+        }
     }
 }

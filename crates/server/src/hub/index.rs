@@ -77,6 +77,21 @@ impl Index {
         true
     }
 
+    pub(super) fn held_after(&self, subscriber: u64, sources: &[String]) -> usize {
+        let held = self
+            .by_subscriber
+            .get(&subscriber)
+            .map_or(&[][..], Vec::as_slice);
+        let mut new: Vec<&str> = sources
+            .iter()
+            .map(String::as_str)
+            .filter(|source| !held.iter().any(|known| known.source() == *source))
+            .collect();
+        new.sort_unstable();
+        new.dedup();
+        held.len() + new.len()
+    }
+
     pub(super) fn remove_all(&mut self, subscriber: u64) {
         for pattern in self.by_subscriber.remove(&subscriber).unwrap_or_default() {
             self.remove_entry(subscriber, &pattern);

@@ -53,6 +53,14 @@ impl Hub {
             .remove(subscriber, source)
     }
 
+    /// How many patterns the subscriber would hold after adding `sources`.
+    pub(crate) fn held_after(&self, subscriber: u64, sources: &[String]) -> usize {
+        self.index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .held_after(subscriber, sources)
+    }
+
     /// Removes every pattern of a subscriber (its connection ended).
     pub(crate) fn remove_subscriber(&self, subscriber: u64) {
         self.index

@@ -17,6 +17,7 @@ use super::subscribe;
 use crate::hub::{Access, Hub, Subscriber};
 use crate::metrics::Metrics;
 use crate::ops::Ops;
+use crate::rate::{self, RateLimiter, Subject};
 use crate::wire::{self, DELETED, JSON_PATCHED, PATCHED, SAVED};
 
 /// Everything a request on one connection may need.
@@ -31,6 +32,11 @@ pub(crate) struct Connection {
     pub(crate) filtered: bool,
     pub(crate) subscriber: Arc<Subscriber>,
     pub(crate) outbox: Outbox,
+    /// Patterns the connection may hold at once.
+    pub(crate) max_subscriptions: usize,
+    /// The credential rate limit, and whom this connection's requests count against.
+    pub(crate) rate_limits: Arc<RateLimiter>,
+    pub(crate) subject: Subject,
 }
 
 impl Connection {
@@ -57,11 +63,24 @@ fn label(body: &RequestBody) -> &'static str {
 /// Handles one request frame, queueing its replies, and counts it.
 pub(crate) async fn handle_text(conn: &Connection, text: &str) -> Result<(), Closed> {
     let started = Instant::now();
-    let request = match parse_request(text) {
+    // Counted before parsing, so a flood of garbage is limited like any other.
+    let admitted = conn.rate_limits.check(&conn.subject);
+    let parsed = parse_request(text);
+    let op = parsed.as_ref().map_or("invalid", |request| label(&request.body));
+    if let Err(wait) = admitted {
+        conn.metrics
+            .request(op, 429, started.elapsed().as_secs_f64());
+        let (id, key) = match &parsed {
+            Ok(request) => (request.message_id.as_deref(), request.body.key()),
+            Err(err) => (err.message_id.as_deref(), err.key.as_deref()),
+        };
+        return conn.send(rate_limited(wait, id, key)).await;
+    }
+    let request = match parsed {
         Ok(request) => request,
         Err(err) => {
             conn.metrics
-                .request("invalid", 400, started.elapsed().as_secs_f64());
+                .request(op, 400, started.elapsed().as_secs_f64());
             let reply = reply::error(
                 400,
                 &err.message,
@@ -71,7 +90,6 @@ pub(crate) async fn handle_text(conn: &Connection, text: &str) -> Result<(), Clo
             return conn.send(reply).await;
         }
     };
-    let op = label(&request.body);
     let (code, sent) = run(conn, request).await;
     conn.metrics
         .request(op, code, started.elapsed().as_secs_f64());
@@ -145,6 +163,21 @@ async fn run(conn: &Connection, request: ripplekv_proto::Request) -> (u16, Resul
         Err(err) => (err.status(), wire::socket_error(&err, id, key.as_deref())),
     };
     (code, conn.send(frame).await)
+}
+
+/// The 429 reply to a request over the rate limit, with the wait in `retryAfterMs`.
+fn rate_limited(
+    wait: std::time::Duration,
+    message_id: Option<&serde_json::value::RawValue>,
+    key: Option<&str>,
+) -> String {
+    let retry_after_ms = rate::retry_after_ms(wait);
+    reply::rate_limited(
+        &ripplekv_core::Error::RateLimited { retry_after_ms }.client_message(),
+        retry_after_ms,
+        message_id,
+        key,
+    )
 }
 
 /// The reply to a binary frame: HPKV speaks JSON text frames only.

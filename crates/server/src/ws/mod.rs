@@ -64,6 +64,8 @@ pub(crate) async fn upgrade(
                     metrics: Arc::clone(state.metrics()),
                     ping_interval: state.config().ping_interval,
                     pong_timeout: state.config().pong_timeout,
+                    max_subscriptions: state.config().max_subscriptions,
+                    rate_limits: Arc::clone(state.credential_limits()),
                 };
                 session::run_session(sink, stream, context).await;
             })

@@ -30,6 +30,7 @@ use crate::auth::Principal;
 use crate::hub::{Hub, Subscriber};
 use crate::metrics::Metrics;
 use crate::ops::Ops;
+use crate::rate::RateLimiter;
 
 /// Close code sent when the server shuts down (RFC 6455 "going away").
 pub const CLOSE_GOING_AWAY: u16 = 1001;
@@ -37,6 +38,8 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code for a broken frame (RFC 6455 "protocol error").
 pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// Close code for a text frame that is not UTF-8 (RFC 6455 "invalid frame payload data").
+pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 /// Close code for a subscriber that cannot keep up (RFC 6455 "policy violation").
 pub const CLOSE_SLOW_CONSUMER: u16 = 1008;
 /// How long a slow consumer is given to take its close frame before the socket drops.
@@ -64,6 +67,8 @@ pub struct SessionContext {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) ping_interval: Duration,
     pub(crate) pong_timeout: Duration,
+    pub(crate) max_subscriptions: usize,
+    pub(crate) rate_limits: Arc<RateLimiter>,
 }
 
 /// Runs one connection until the client closes it, the socket fails, the client
@@ -95,6 +100,9 @@ where
         access,
         subscriber: Arc::clone(&subscriber),
         outbox: outbox.clone(),
+        max_subscriptions: context.max_subscriptions,
+        rate_limits: Arc::clone(&context.rate_limits),
+        subject: context.principal.subject(),
     };
     context.metrics.connection_opened();
     tokio::join!(
@@ -215,13 +223,17 @@ fn close(code: u16, reason: &str) -> Message {
     }))
 }
 
-/// The close frame for a failed read: oversize messages get 1009, the rest 1002.
+/// The close frame for a failed read: oversize messages get 1009, text frames that are
+/// not UTF-8 get 1007, the rest 1002.
 fn close_for(err: axum::Error) -> Message {
     let err = err.into_inner();
     match err.downcast_ref::<tungstenite::Error>() {
         Some(tungstenite::Error::Capacity(capacity)) => {
             tracing::debug!(error = %capacity, "oversize message refused");
             close(CLOSE_TOO_BIG, "message too big")
+        }
+        Some(tungstenite::Error::Utf8(_)) => {
+            close(CLOSE_INVALID_PAYLOAD, "text frame is not UTF-8")
         }
         _ => {
             tracing::debug!(error = %err, "websocket read failed");
@@ -249,13 +261,15 @@ mod tests {
                 Limits::default(),
             ),
             hub: Arc::default(),
-            principal: Principal::ApiKey,
+            principal: Principal::ApiKey(0),
             shutdown: CancellationToken::new(),
             outbox_messages: 4,
             outbox_bytes: 1 << 20,
             metrics: Arc::default(),
             ping_interval: Duration::from_secs(30),
             pong_timeout: Duration::from_secs(30),
+            max_subscriptions: 1000,
+            rate_limits: Arc::new(RateLimiter::new(None)),
         }
     }
 

@@ -38,6 +38,14 @@ pub(crate) async fn subscribe(
         let text = format!("At most {MAX_PATTERNS_PER_REQUEST} patterns per subscribe");
         return conn.send(reply::error(400, &text, id, None)).await;
     }
+    let held = conn.hub.held_after(conn.subscriber.id(), &sources);
+    if held > conn.max_subscriptions {
+        let text = format!(
+            "Too many subscriptions: this connection would hold {held} patterns; the limit is {}",
+            conn.max_subscriptions
+        );
+        return conn.send(reply::error(400, &text, id, None)).await;
+    }
     let patterns = match sources
         .iter()
         .map(|source| Pattern::compile(source))

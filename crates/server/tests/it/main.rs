@@ -8,6 +8,7 @@ mod common;
 mod auth;
 mod bad_input;
 mod conditional;
+mod defences;
 mod operations;
 mod ops;
 mod ordering;

@@ -148,7 +148,12 @@ fn describe(err: &Error) -> String {
 }
 
 impl Connection {
-    fn api_key(&self) -> Result<String, Error> {
+    /// The server's base URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(crate) fn api_key(&self) -> Result<String, Error> {
         if let Some(key) = &self.api_key {
             return Ok(key.clone());
         }
@@ -159,7 +164,7 @@ impl Connection {
             })
     }
 
-    async fn client(&self) -> Result<Client, Error> {
+    pub(crate) async fn client(&self) -> Result<Client, Error> {
         Client::connect(&self.url, Auth::ApiKey(self.api_key()?)).await
     }
 

@@ -1,14 +1,17 @@
 //! The `ripplekv` binary. `ripplekv serve` (or just `ripplekv`) runs the server with
 //! embedded durable storage; `ripplekv get|set|patch|del|range|incr|watch|token` talk
-//! to a running server. See `ripplekv --help`.
+//! to a running server; `ripplekv backup|restore|export|import` move data in and out.
+//! See `ripplekv --help`.
 //!
 //! This file only parses the command line and hands over: [`settings`] layers
 //! defaults, the TOML file, environment and flags into validated settings, [`secrets`]
 //! provides an API key and a token secret when none are configured, [`serve`] runs the
-//! server, [`commands`] are the client subcommands, and [`bench`] the load generator.
+//! server, [`commands`] are the client subcommands, [`data`] the backup and export
+//! commands, and [`bench`] the load generator.
 
 mod bench;
 mod commands;
+mod data;
 mod secrets;
 mod serve;
 mod settings;
@@ -32,6 +35,8 @@ enum Command {
     Serve(Box<settings::ServeArgs>),
     #[command(flatten)]
     Client(commands::ClientCommand),
+    #[command(flatten)]
+    Data(data::DataCommand),
     /// Measure throughput and latency against a running server.
     Bench(bench::BenchArgs),
 }
@@ -41,6 +46,7 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Some(Command::Client(command)) => commands::main(command),
         Some(Command::Bench(args)) => bench::main(args),
+        Some(Command::Data(command)) => report(data::main(command)),
         Some(Command::Serve(args)) => report(serve::main(*args)),
         None => report(serve::main(cli.serve)),
     }

@@ -21,5 +21,6 @@ pub use mutation::{
 };
 pub use pattern::{Pattern, PatternKind};
 pub use store::{
-    now_ms, ChangeSink, ChangesSince, RangePage, Record, Retention, Revision, SinkSlot, Store,
+    now_ms, ChangeSink, ChangesSince, RangePage, Record, Retention, Revision, SinkSlot, Snapshot,
+    Store,
 };

@@ -40,6 +40,29 @@ impl Record {
     }
 }
 
+/// A consistent view of every live record at one revision, read in key order.
+///
+/// The iterator reads from a snapshot of the store taken when it was made, so writes
+/// committed meanwhile are not in it; it may block on storage, so drive it from a
+/// blocking thread.
+pub struct Snapshot {
+    /// The revision the view is consistent with.
+    pub revision: Revision,
+    /// Live records when the view was taken (expired ones are skipped while reading,
+    /// so slightly fewer may come out).
+    pub keys: u64,
+    pub records: Box<dyn Iterator<Item = Result<(String, Record), Error>> + Send>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("revision", &self.revision)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One page of an ordered scan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RangePage {
@@ -99,6 +122,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// The revision of the latest committed change (0 for an empty new store).
     fn revision(&self) -> Revision;
+
+    /// A consistent view of every live record, for backups and exports.
+    async fn snapshot(&self) -> Result<Snapshot, Error>;
 
     /// Finishes every write already submitted, makes it durable, and refuses new ones.
     async fn close(&self) -> Result<(), Error>;

@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::rate::Subject;
 use crate::state::AppState;
 use crate::wire::HttpError;
-use crate::{rest, web, ws};
+use crate::{admin, rest, web, ws};
 
 /// The whole router.
 pub(crate) fn router(state: AppState) -> Router {
@@ -36,6 +36,7 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/records", get(rest::get_records))
         .route("/token/websocket", post(rest::post_token))
+        .route("/admin/snapshot", get(admin::get_snapshot))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

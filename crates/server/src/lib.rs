@@ -11,7 +11,7 @@
 //! - `ops`: one file per operation (validate, then apply through the store).
 //! - [`hub`]: the fan-out index from keys to subscribed connections.
 //! - `ws`: the `/ws` upgrade, the per-connection session loop and the dispatcher.
-//! - `rest`: the REST routes.
+//! - `rest`: the REST routes; `admin`: `GET /admin/snapshot` for backups and exports.
 //! - `metrics`: `GET /metrics` in the Prometheus text format.
 //! - `wire`: the one place that turns domain results into wire replies.
 //! - `web`: the live demo page at `/`, compiled into the binary.
@@ -19,6 +19,7 @@
 //! The binary (`crates/cli`) parses flags and opens storage; tests call [`run`] with
 //! their own listener on port 0 and their own shutdown future.
 
+mod admin;
 mod auth;
 pub mod config;
 mod http;

@@ -27,7 +27,7 @@ type HttpResult = Result<Response, HttpError>;
 
 /// REST callers present an API key, which grants everything; each call counts
 /// against that key's rate limit.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Access, HttpError> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Access, HttpError> {
     let index = auth::check_header(state.keys(), headers)
         .map_err(|refusal| HttpError::new(refusal.status(), refusal.message()))?;
     state

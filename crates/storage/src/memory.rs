@@ -11,7 +11,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use async_trait::async_trait;
 use ripplekv_core::{
     now_ms, plan, Change, ChangeSink, ChangesSince, Error, Limits, Mutation, RangePage, Record,
-    Retention, Revision, SinkSlot, Store,
+    Retention, Revision, SinkSlot, Snapshot, Store,
 };
 
 /// A volatile store for tests.
@@ -191,6 +191,23 @@ impl Store for MemoryStore {
 
     fn revision(&self) -> Revision {
         self.read().revision
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, Error> {
+        let now = now_ms();
+        let state = self.read();
+        // A copy taken under the lock is the consistent view.
+        let records: Vec<(String, Record)> = state
+            .records
+            .iter()
+            .filter(|(_, record)| !record.is_expired(now))
+            .map(|(key, record)| (key.clone(), record.clone()))
+            .collect();
+        Ok(Snapshot {
+            revision: state.revision,
+            keys: records.len() as u64,
+            records: Box::new(records.into_iter().map(Ok)),
+        })
     }
 
     async fn close(&self) -> Result<(), Error> {

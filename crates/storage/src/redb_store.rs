@@ -24,11 +24,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use ripplekv_core::metrics::{Histogram, BATCH_SIZES, LATENCY_SECONDS};
 use ripplekv_core::{
     now_ms, plan, Change, ChangeOp, ChangeSink, ChangesSince, Error, Limits, Mutation, RangePage,
-    Record, Retention, Revision, SinkSlot, Store,
+    Record, Retention, Revision, SinkSlot, Snapshot, Store,
 };
 use tokio::sync::oneshot;
 
@@ -162,6 +162,69 @@ impl RedbStore {
     pub fn stats(&self) -> &WriterStats {
         &self.shared.stats
     }
+}
+
+/// Writes the records of a snapshot into a new store in `dir`, keeping each record's
+/// revision and expiry, and sets the store's revision to `revision`. The change log
+/// starts empty with its floor at `revision`, so a client resuming from an older
+/// revision is told to resync. Refuses a directory that already holds a database.
+/// Returns the number of records written. Everything is one transaction: a restore
+/// that fails leaves no half-filled store behind (the file is removed).
+pub fn restore(
+    dir: &Path,
+    revision: Revision,
+    records: impl Iterator<Item = Result<(String, Record), Error>>,
+) -> Result<u64, Error> {
+    let path = dir.join(DB_FILE);
+    if path.exists() {
+        return Err(Error::invalid(format!(
+            "{} already exists; restore into an empty data directory",
+            path.display()
+        )));
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
+    let written = write_restored(&path, revision, records);
+    if written.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    written
+}
+
+fn write_restored(
+    path: &Path,
+    revision: Revision,
+    records: impl Iterator<Item = Result<(String, Record), Error>>,
+) -> Result<u64, Error> {
+    let db = Database::create(path)
+        .map_err(|e| Error::internal(format!("cannot create {}: {e}", path.display())))?;
+    init_tables(&db)?;
+    let txn = db.begin_write().map_err(Error::internal)?;
+    let mut count = 0;
+    {
+        let mut tables = Tables {
+            kv: txn.open_table(KV).map_err(Error::internal)?,
+            expiry: txn.open_table(EXPIRY).map_err(Error::internal)?,
+            committed: Vec::new(),
+        };
+        for record in records {
+            let (key, record) = record?;
+            if record.revision > revision {
+                return Err(Error::invalid(format!(
+                    "record {key:?} has revision {} above the snapshot's {revision}",
+                    record.revision
+                )));
+            }
+            let old = tables.get(&key)?;
+            tables.put(&key, old.as_ref(), Some(&record))?;
+            count += 1;
+        }
+        let mut meta = txn.open_table(META).map_err(Error::internal)?;
+        meta.insert(REVISION, revision).map_err(Error::internal)?;
+        meta.insert(LOG_FLOOR, revision).map_err(Error::internal)?;
+    }
+    txn.commit().map_err(Error::internal)?;
+    Ok(count)
 }
 
 /// Creates the tables of a new database and returns the stored revision.
@@ -365,6 +428,38 @@ impl Store for RedbStore {
             .commit_seconds
             .render(out, "ripplekv_store_commit_seconds", "");
         let _ = writeln!(out, "# HELP ripplekv_changelog_entries Changes retained for since replays.\n# TYPE ripplekv_changelog_entries gauge\nripplekv_changelog_entries {}", stats.log_entries.load(Ordering::Relaxed));
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, Error> {
+        // One read transaction is one MVCC snapshot: the revision, the count and every
+        // record come from the same committed state, whatever is written meanwhile.
+        let txn = self.shared.db.begin_read().map_err(Error::internal)?;
+        let revision = txn
+            .open_table(META)
+            .map_err(Error::internal)?
+            .get(REVISION)
+            .map_err(Error::internal)?
+            .map_or(0, |guard| guard.value());
+        let table = txn.open_table(KV).map_err(Error::internal)?;
+        let keys = table.len().map_err(Error::internal)?;
+        let now = now_ms();
+        let records = table
+            .range::<&str>(..)
+            .map_err(Error::internal)?
+            .filter_map(move |entry| {
+                let decoded = entry
+                    .map_err(Error::internal)
+                    .and_then(|(key, value)| Ok((key.value().to_owned(), decode(value.value())?)));
+                match decoded {
+                    Ok((_, record)) if record.is_expired(now) => None,
+                    other => Some(other),
+                }
+            });
+        Ok(Snapshot {
+            revision,
+            keys,
+            records: Box::new(records),
+        })
     }
 
     async fn close(&self) -> Result<(), Error> {

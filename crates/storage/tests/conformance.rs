@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::sync::Mutex;
 
 use ripplekv_core::{
-    Change, ChangeOp, ChangeSink, ChangesSince, Error, Limits, Mutation, Retention, Store, WriteOp,
+    Change, ChangeOp, ChangeSink, ChangesSince, Error, Limits, Mutation, Record, Retention, Store,
+    WriteOp,
 };
 use ripplekv_storage::{Durability, MemoryStore, RedbStore};
 
@@ -276,6 +277,38 @@ async fn conditional_writes_check_the_revision(store: Arc<dyn Store>) {
     assert_eq!(store.get("c").await.unwrap().unwrap().value, "2");
 }
 
+async fn snapshots_are_consistent_and_skip_expired_keys(store: Arc<dyn Store>) {
+    store.write(set("b", "2")).await.unwrap();
+    store.write(set("a", "1")).await.unwrap();
+    store
+        .write(Mutation {
+            ttl_ms: Some(1),
+            ..set("gone", "x")
+        })
+        .await
+        .unwrap();
+    store.write(set("c", "3")).await.unwrap();
+    store.write(op("c", WriteOp::Delete)).await.unwrap();
+    // Let "gone" expire on the clock, then take the view.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let snapshot = store.snapshot().await.unwrap();
+    assert_eq!(snapshot.revision, 5);
+    // Writes after the view was taken are not in it.
+    store.write(set("a", "changed")).await.unwrap();
+    store.write(set("d", "4")).await.unwrap();
+    let records: Vec<(String, String, u64)> = snapshot
+        .records
+        .map(|entry| {
+            let (key, record) = entry.unwrap();
+            (key, record.value, record.revision)
+        })
+        .collect();
+    assert_eq!(
+        records,
+        [("a".into(), "1".into(), 2), ("b".into(), "2".into(), 1)]
+    );
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -325,6 +358,11 @@ macro_rules! conformance {
             async fn conditional() {
                 let (_dir, store) = $make;
                 conditional_writes_check_the_revision(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn snapshot() {
+                let (_dir, store) = $make;
+                snapshots_are_consistent_and_skip_expired_keys(store).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn close() {
@@ -425,4 +463,63 @@ async fn change_log_keeps_only_the_latest_entries() {
             [4, 5, 6, 7, 8]
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_store_has_the_snapshot_records_revisions_and_expiries() {
+    let source = RedbStore::open(
+        tempfile::tempdir().unwrap().path(),
+        Durability::Sync,
+        Limits::default(),
+    )
+    .unwrap();
+    source.write(set("a", "1")).await.unwrap();
+    source
+        .write(Mutation {
+            ttl_ms: Some(3_600_000),
+            ..set("ttl", "t")
+        })
+        .await
+        .unwrap();
+    source.write(set("b", "2")).await.unwrap();
+    source.write(set("a", "11")).await.unwrap();
+    let snapshot = source.snapshot().await.unwrap();
+    let expected: Vec<_> = source.snapshot().await.unwrap().records.collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let count = ripplekv_storage::restore(dir.path(), snapshot.revision, snapshot.records).unwrap();
+    assert_eq!(count, 3);
+    let restored = RedbStore::open(dir.path(), Durability::Sync, Limits::default()).unwrap();
+    assert_eq!(restored.revision(), 4);
+    let records: Vec<_> = restored.snapshot().await.unwrap().records.collect();
+    assert_eq!(records, expected);
+    assert!(records.iter().any(|entry| entry
+        .as_ref()
+        .is_ok_and(|(key, record)| key == "ttl" && record.expires_at_ms.is_some())));
+    // History before the snapshot is gone: resuming from it asks for a resync.
+    assert_eq!(
+        restored.changes_since(2, 10).await.unwrap(),
+        ChangesSince::TooOld { floor: 4 }
+    );
+    assert_eq!(
+        restored.changes_since(4, 10).await.unwrap(),
+        ChangesSince::Changes(vec![])
+    );
+    // New writes continue from the snapshot's revision.
+    assert_eq!(restored.write(set("c", "3")).await.unwrap().revision, 5);
+    restored.close().await.unwrap();
+
+    // A second restore into the same directory is refused, and a failed restore
+    // leaves nothing behind.
+    let again = ripplekv_storage::restore(dir.path(), 1, std::iter::empty());
+    assert_eq!(again.unwrap_err().status(), 400);
+    let bad_dir = tempfile::tempdir().unwrap();
+    let future = Record::new("v", 9);
+    let refused = ripplekv_storage::restore(
+        bad_dir.path(),
+        5,
+        std::iter::once(Ok(("k".to_owned(), future))),
+    );
+    assert!(refused.is_err());
+    assert!(!bad_dir.path().join(ripplekv_storage::DB_FILE).exists());
 }

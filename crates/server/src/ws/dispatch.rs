@@ -66,7 +66,9 @@ pub(crate) async fn handle_text(conn: &Connection, text: &str) -> Result<(), Clo
     // Counted before parsing, so a flood of garbage is limited like any other.
     let admitted = conn.rate_limits.check(&conn.subject);
     let parsed = parse_request(text);
-    let op = parsed.as_ref().map_or("invalid", |request| label(&request.body));
+    let op = parsed
+        .as_ref()
+        .map_or("invalid", |request| label(&request.body));
     if let Err(wait) = admitted {
         conn.metrics
             .request(op, 429, started.elapsed().as_secs_f64());

@@ -10,8 +10,9 @@
 //!
 //! A change committed during the replay is either in the log read (and skipped when
 //! released) or only in the held notifications; either way it is sent exactly once.
-//! If R is older than the retained log, the client gets `{"type":"resync"}` instead
-//! and should re-read what it watches.
+//! If R is older than the retained log, or newer than anything this store has
+//! committed (it was restored from a backup taken before R), the client gets
+//! `{"type":"resync"}` instead and should re-read what it watches.
 
 use axum::extract::ws::Message;
 use ripplekv_core::{ChangesSince, Pattern};
@@ -81,6 +82,12 @@ async fn replay(
     replayed_up_to: &mut u64,
 ) -> Result<(), Closed> {
     let store = conn.ops.store();
+    if *replayed_up_to > store.revision() {
+        // A revision this store never reached comes from another history (the store
+        // was restored from an older backup, say): the client must re-read.
+        *replayed_up_to = store.revision();
+        return conn.send(reply::resync(*replayed_up_to)).await;
+    }
     loop {
         let changes = match store.changes_since(*replayed_up_to, REPLAY_PAGE).await {
             Ok(ChangesSince::Changes(changes)) => changes,

@@ -253,3 +253,54 @@ pub async fn http(
         body,
     })
 }
+
+/// A raw HTTP response: the head as text and the body as text, for non-JSON bodies.
+#[derive(Debug)]
+pub struct RawReply {
+    pub head: String,
+    pub body: String,
+}
+
+/// A GET-like request whose body is read whole, without parsing it as JSON.
+/// Chunked transfer encoding is undone.
+pub async fn http_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<RawReply> {
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut socket = TcpStream::connect(addr).await?;
+    socket.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(REPLY_TIMEOUT, socket.read_to_end(&mut raw)).await??;
+    let text = String::from_utf8(raw)?;
+    let (head, mut rest) = text.split_once("\r\n\r\n").context("no end of headers")?;
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return Ok(RawReply {
+            head: head.to_owned(),
+            body: rest.to_owned(),
+        });
+    }
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").context("bad chunk header")?;
+        let size = usize::from_str_radix(size.trim(), 16)?;
+        if size == 0 {
+            break;
+        }
+        body.push_str(after.get(..size).context("short chunk")?);
+        rest = after.get(size + 2..).context("no chunk end")?;
+    }
+    Ok(RawReply {
+        head: head.to_owned(),
+        body,
+    })
+}

@@ -16,3 +16,4 @@ mod range;
 mod realtime;
 mod rest;
 mod shutdown;
+mod snapshot;

@@ -9,6 +9,7 @@
 //! - `idle`: opens N connections (source addresses spread over 127.0.0.x, past the
 //!   ephemeral port range) and holds them, so the server's memory per connection can be
 //!   read from outside.
+//! - `soak`: minutes of mixed load while sampling the server's memory and descriptors.
 //!
 //! It speaks raw WebSocket frames rather than going through the client library, so
 //! what is measured is the server. `--json` prints one JSON object.
@@ -17,6 +18,7 @@ mod fanout;
 mod idle;
 mod report;
 mod rpc;
+mod soak;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -103,6 +105,9 @@ pub enum Mode {
     Fanout(fanout::FanoutArgs),
     /// Open many connections and hold them.
     Idle(idle::IdleArgs),
+    /// Long mixed load (RPC, subscriptions, reconnect churn) while the server's memory
+    /// and descriptors are sampled; fails if either grows past a bound after warm-up.
+    Soak(soak::SoakArgs),
 }
 
 /// `ripplekv bench`.
@@ -143,6 +148,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
             }
             Mode::Fanout(fanout) => fanout::run(&target, &fanout).await,
             Mode::Idle(idle) => idle::run(&target, &idle).await,
+            Mode::Soak(soak) => soak::run(&target, &soak).await,
         }
     });
     match outcome {

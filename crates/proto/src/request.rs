@@ -37,8 +37,17 @@ impl Op {
                 )),
             };
         }
-        let Ok(name) = serde_json::from_str::<String>(raw.get()) else {
-            return Err("Field 'op' must be an integer or a string".to_owned());
+        let name = match json_kind(raw.get()) {
+            "a string" => string_field("op", Some(raw))?,
+            // A number that is not a 64-bit integer (1.5, 1e3, 99999999999999999999999)
+            // is still a number: name it as the unknown operation it is.
+            "a number" => {
+                return Err(format!(
+                    "Unknown operation: {} (expected 1-6 or an op name)",
+                    raw.get()
+                ))
+            }
+            _ => return Err("Field 'op' must be an integer or a string".to_owned()),
         };
         match name.to_ascii_lowercase().as_str() {
             "get" => Ok(Op::Get),
@@ -274,16 +283,16 @@ fn write_options(op: Op, fields: &Fields) -> Result<WriteOptions, String> {
             return Err("Field 'ttl' is only allowed on SET and PATCH".to_owned())
         }
         Some(raw) => {
-            let seconds: f64 = serde_json::from_str(raw.get()).map_err(|_| {
-                format!(
-                    "Field 'ttl' must be a number of seconds, got {}",
-                    json_kind(raw.get())
-                )
-            })?;
+            let range =
+                || format!("Field 'ttl' must be more than 0 and at most {MAX_TTL_SECONDS} seconds");
+            let seconds: f64 =
+                serde_json::from_str(raw.get()).map_err(|_| match json_kind(raw.get()) {
+                    // A literal beyond f64 (1e309) is a number, just far too large.
+                    "a number" => range(),
+                    kind => format!("Field 'ttl' must be a number of seconds, got {kind}"),
+                })?;
             if !(seconds > 0.0 && seconds <= MAX_TTL_SECONDS) {
-                return Err(format!(
-                    "Field 'ttl' must be more than 0 and at most {MAX_TTL_SECONDS} seconds"
-                ));
+                return Err(range());
             }
             // At least 1 ms, so a tiny positive TTL still expires rather than never.
             Some(((seconds * 1000.0).round() as u64).max(1))
@@ -307,12 +316,27 @@ fn patterns(raw: Option<&RawValue>) -> Result<Vec<String>, String> {
 
 pub(crate) fn string_field(name: &str, raw: Option<&RawValue>) -> Result<String, String> {
     let raw = raw.ok_or_else(|| format!("Missing field '{name}'"))?;
-    serde_json::from_str(raw.get()).map_err(|_| {
-        format!(
-            "Field '{name}' must be a string, got {}",
-            json_kind(raw.get())
-        )
-    })
+    serde_json::from_str(raw.get()).map_err(|_| string_error(name, raw.get()))
+}
+
+/// Why a field that should be a string did not decode as one. The outer parse has
+/// already checked the string's syntax (escapes, control characters), so a JSON string
+/// fails here only when a `\u` escape is a lone UTF-16 surrogate (`"\ud800"`), which
+/// no Unicode text can hold. serde_json words that variously ("unexpected end of hex
+/// escape"), so it is said plainly here rather than as "not a string".
+pub(crate) fn string_error(name: &str, text: &str) -> String {
+    match json_kind(text) {
+        "a string" => not_unicode(name),
+        kind => format!("Field '{name}' must be a string, got {kind}"),
+    }
+}
+
+/// The error for a JSON string field that escapes a lone surrogate.
+pub(crate) fn not_unicode(name: &str) -> String {
+    format!(
+        "Field '{name}' is not valid Unicode: a \\u escape is a lone surrogate \
+         (U+D800 to U+DFFF without its pair)"
+    )
 }
 
 /// A JSON number that is a 64-bit signed integer; everything else is named precisely.
@@ -320,8 +344,10 @@ pub(crate) fn integer(name: &str, raw: &RawValue) -> Result<i64, String> {
     let text = raw.get();
     match serde_json::from_str::<serde_json::Number>(text) {
         Ok(number) if number.is_i64() => Ok(number.as_i64().unwrap_or_default()),
+        // The literal as sent: a huge integer would otherwise print as "1e+23".
         Ok(number) if number.is_u64() || looks_integral(text) => Err(format!(
-            "Field '{name}' is out of range: {number} does not fit in a 64-bit signed integer"
+            "Field '{name}' is out of range: {} does not fit in a 64-bit signed integer",
+            text.trim()
         )),
         Ok(number) => Err(format!("Field '{name}' must be an integer, got {number}")),
         Err(_) if json_kind(text) == "a number" => Err(format!(
@@ -534,6 +560,42 @@ mod tests {
         assert!(err(r#"{"op":6,"key":"n","value":1e400}"#).contains("out of range"));
         assert!(err(r#"{"op":6,"key":"n","value":1e3}"#).contains("must be an integer"));
         assert!(err(r#"{"op":1,"key":"a","key":"b"}"#).contains("duplicate field"));
+    }
+
+    #[test]
+    fn hostile_numbers_and_strings_are_named_precisely() {
+        // Numbers that are not 64-bit integers are unknown ops, not "not a number".
+        for op in ["1.5", "1.0", "99999999999999999999999", "1e309"] {
+            assert_eq!(
+                err(&format!(r#"{{"op":{op},"key":"k"}}"#)),
+                format!("Unknown operation: {op} (expected 1-6 or an op name)")
+            );
+        }
+        // A huge integer is quoted as sent, not as the float it parses to.
+        assert_eq!(
+            err(r#"{"op":5,"key":"a","endKey":"b","limit":99999999999999999999999}"#),
+            "Field 'limit' is out of range: 99999999999999999999999 does not fit in a 64-bit \
+             signed integer"
+        );
+        // A ttl beyond f64 is out of range, not "must be a number ... got a number".
+        assert_eq!(
+            err(r#"{"op":"set","key":"k","value":"v","ttl":1e309}"#),
+            "Field 'ttl' must be more than 0 and at most 315360000 seconds"
+        );
+        // Lone surrogates get through the outer parse but are not Unicode.
+        assert_eq!(
+            err(r#"{"op":1,"key":"\ud800"}"#),
+            "Field 'key' is not valid Unicode: a \\u escape is a lone surrogate (U+D800 to \
+             U+DFFF without its pair)"
+        );
+        assert!(err(r#"{"op":"\udc00","key":"k"}"#).starts_with("Field 'op' is not valid Unicode"));
+        assert!(err(r#"{"op":"subscribe","patterns":["\ud800"]}"#)
+            .starts_with("Field 'patterns' is not valid Unicode"));
+        // A surrogate pair is a real character.
+        assert_eq!(
+            ok(r#"{"op":1,"key":"\ud83d\ude00"}"#),
+            RequestBody::Get { key: "😀".into() }
+        );
     }
 
     #[test]

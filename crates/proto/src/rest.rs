@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::request::{describe_json_error, integer, string_field};
+use crate::request::{describe_json_error, integer, not_unicode, string_error, string_field};
 
 /// `POST /record`: `{key, value, partialUpdate?}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +93,7 @@ pub fn parse_token_body(body: &str) -> Result<TokenBody, String> {
     let access_pattern = match fields.access_pattern {
         None => None,
         Some(raw) => serde_json::from_str::<Option<String>>(raw.get())
-            .map_err(|_| "Field 'accessPattern' must be a string".to_owned())?,
+            .map_err(|_| string_error("accessPattern", raw.get()))?,
     };
     Ok(TokenBody {
         subscribe,
@@ -107,7 +107,20 @@ pub(crate) fn string_list(name: &str, raw: Option<&RawValue>) -> Result<Vec<Stri
         None => Ok(Vec::new()),
         Some(raw) => serde_json::from_str::<Option<Vec<String>>>(raw.get())
             .map(Option::unwrap_or_default)
-            .map_err(|_| format!("Field '{name}' must be an array of strings")),
+            .map_err(|_| list_error(name, raw)),
+    }
+}
+
+/// Why a field is not an array of strings. The outer parse accepted its text, so if
+/// every element is a JSON string, one of them escapes a lone surrogate: say so rather
+/// than name a type that is right.
+fn list_error(name: &str, raw: &RawValue) -> String {
+    let all_strings = serde_json::from_str::<Vec<&RawValue>>(raw.get())
+        .is_ok_and(|items| items.iter().all(|item| item.get().starts_with('"')));
+    if all_strings {
+        not_unicode(name)
+    } else {
+        format!("Field '{name}' must be an array of strings")
     }
 }
 
@@ -154,7 +167,18 @@ mod tests {
         );
         assert_eq!(
             parse_token_body(r#"{"accessPattern":5}"#).unwrap_err(),
-            "Field 'accessPattern' must be a string"
+            "Field 'accessPattern' must be a string, got a number"
+        );
+        // Lone surrogate escapes are named as such, not as the wrong type.
+        assert!(parse_token_body(r#"{"accessPattern":"a\ud800"}"#)
+            .unwrap_err()
+            .starts_with("Field 'accessPattern' is not valid Unicode: a \\u escape is a lone"));
+        assert!(parse_token_body(r#"{"subscribeKeys":["ok","\udc00"]}"#)
+            .unwrap_err()
+            .starts_with("Field 'subscribeKeys' is not valid Unicode"));
+        assert_eq!(
+            parse_token_body(r#"{"subscribeKeys":["ok",5]}"#).unwrap_err(),
+            "Field 'subscribeKeys' must be an array of strings"
         );
     }
 

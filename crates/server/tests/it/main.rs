@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod conditional;
 mod defences;
+mod hostile;
 mod operations;
 mod ops;
 mod ordering;

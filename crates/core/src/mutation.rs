@@ -192,7 +192,7 @@ pub fn apply(op: &WriteOp, current: Option<&str>, limits: &Limits) -> Result<App
         WriteOp::Patch(patch) => {
             let stored = match current {
                 None => patch.clone(),
-                Some(current) => merge_or_append(current, patch),
+                Some(current) => merge_or_append(current, patch)?,
             };
             Ok(Applied::Put {
                 stored: fits(stored, "PATCH")?,
@@ -327,17 +327,37 @@ pub fn plan(
 }
 
 /// PATCH semantics: merge two JSON objects (RFC 7396), otherwise append the strings.
-fn merge_or_append(current: &str, patch: &str) -> String {
+///
+/// An object nested too deeply for the JSON parser (128 levels) is refused rather
+/// than appended to: appending would turn a document into text that is not JSON.
+fn merge_or_append(current: &str, patch: &str) -> Result<String, Error> {
     let objects = (
-        serde_json::from_str::<Value>(current),
-        serde_json::from_str::<Value>(patch),
+        parse_for_merge(current, "stored value")?,
+        parse_for_merge(patch, "PATCH value")?,
     );
-    match objects {
-        (Ok(Value::Object(mut target)), Ok(Value::Object(patch))) => {
+    Ok(match objects {
+        (Some(Value::Object(mut target)), Some(Value::Object(patch))) => {
             merge_objects(&mut target, patch);
             Value::Object(target).to_string()
         }
         _ => format!("{current}{patch}"),
+    })
+}
+
+/// The JSON in `text`, `None` if it is not JSON, or an error if it is an object the
+/// parser cannot read for depth.
+fn parse_for_merge(text: &str, what: &str) -> Result<Option<Value>, Error> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(value) => Ok(Some(value)),
+        Err(err)
+            if text.trim_start().starts_with('{')
+                && err.to_string().contains("recursion limit") =>
+        {
+            Err(Error::invalid(format!(
+                "The {what} is a JSON object nested deeper than 128 levels; it cannot be merged"
+            )))
+        }
+        Err(_) => Ok(None),
     }
 }
 
@@ -396,6 +416,26 @@ mod tests {
         );
         assert_eq!(stored, r#"{"a":1,"b":{"x":1,"y":2},"c":[1]}"#);
         assert_eq!(notified, r#"{"b":{"y":2,"z":null},"c":[1],"d":null}"#);
+    }
+
+    #[test]
+    fn objects_too_deep_to_merge_are_refused_not_appended() {
+        let deep = format!("{}1{}", r#"{"a":"#.repeat(200), "}".repeat(200));
+        let limits = Limits::default();
+        let patch_too_deep = apply(&WriteOp::Patch(deep.clone()), Some(r#"{"a":1}"#), &limits);
+        assert!(patch_too_deep
+            .unwrap_err()
+            .to_string()
+            .contains("PATCH value is a JSON object nested deeper than 128 levels"));
+        let stored_too_deep = apply(&WriteOp::Patch(r#"{"b":1}"#.into()), Some(&deep), &limits);
+        assert!(stored_too_deep
+            .unwrap_err()
+            .to_string()
+            .contains("stored value is a JSON object nested deeper"));
+        // Deep arrays are not objects: appending is what PATCH does to them.
+        let deep_array = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let (stored, _) = put(WriteOp::Patch("x".into()), Some(&deep_array));
+        assert_eq!(stored, format!("{deep_array}x"));
     }
 
     #[test]

@@ -105,9 +105,16 @@ where
         subject: context.principal.subject(),
     };
     context.metrics.connection_opened();
+    // The outbox stays open while the hub may push into it, so the writer cannot wait
+    // for it to close: the reader says when it is done, and the writer then sends
+    // what is queued (a close frame, say) and closes the socket.
+    let reading_done = CancellationToken::new();
     tokio::join!(
-        read_requests(stream, &connection, &context),
-        write_frames(sink, queued, outbox.slow().clone()),
+        async {
+            read_requests(stream, &connection, &context).await;
+            reading_done.cancel();
+        },
+        write_frames(sink, queued, outbox.slow().clone(), reading_done.clone()),
     );
     context.hub.remove_subscriber(subscriber.id());
     context.metrics.connection_closed();
@@ -177,8 +184,12 @@ where
     }
 }
 
-async fn write_frames<Out>(mut sink: Out, mut queued: OutboxReceiver, slow: CancellationToken)
-where
+async fn write_frames<Out>(
+    mut sink: Out,
+    mut queued: OutboxReceiver,
+    slow: CancellationToken,
+    reading_done: CancellationToken,
+) where
     Out: Sink<Message> + Unpin,
     Out::Error: Display,
 {
@@ -196,6 +207,16 @@ where
                 Some(first) => first,
                 None => break,
             },
+            () = reading_done.cancelled() => {
+                // The peer is gone or the session is ending: send what is left.
+                while let Some(last) = queued.try_recv() {
+                    if sink.feed(last).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = sink.flush().await;
+                break;
+            }
         };
         let mut closing = matches!(first, Message::Close(_));
         if let Err(err) = sink.feed(first).await {
@@ -277,6 +298,36 @@ mod tests {
         match message {
             Some(Message::Text(text)) => text.as_str().to_owned(),
             other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    // A client that goes away (its stream ends) must end the session even when nothing
+    // is ever pushed to it again, subscribed or not: otherwise its socket leaks.
+    #[tokio::test]
+    async fn the_session_ends_when_the_client_goes_away() {
+        for frames in [
+            vec![r#"{"op":"get","key":"k","messageId":1}"#],
+            vec![
+                r#"{"op":"subscribe","patterns":["quiet"],"messageId":1}"#,
+                r#"{"op":"unsubscribe","patterns":["quiet"],"messageId":2}"#,
+            ],
+            vec![r#"{"op":"subscribe","patterns":["never-written"],"messageId":1}"#],
+        ] {
+            let context = context();
+            let hub = Arc::clone(&context.hub);
+            let incoming = stream::iter(
+                frames
+                    .into_iter()
+                    .map(|frame| Ok(Message::Text(frame.into()))),
+            );
+            let (sink, mut sent) = mpsc::channel(16);
+            let session = tokio::spawn(run_session(PollSender::new(sink), incoming, context));
+            tokio::time::timeout(Duration::from_secs(10), session)
+                .await
+                .expect("the session did not end after its client went away")
+                .unwrap();
+            assert!(text(sent.recv().await).contains(r#""messageId":1"#));
+            assert!(hub.is_empty(), "the subscriber was not removed");
         }
     }
 

@@ -9,6 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cycles="${1:-20}"
 started=$(date +%s)
-RIPPLEKV_CRASH_CYCLES="$cycles" cargo test --release -p ripplekv --test crash -- --nocapture 2>&1 |
+RIPPLEKV_CRASH_CYCLES="$cycles" cargo test -p ripplekv --test crash -- --nocapture 2>&1 |
   grep -E "checked|group commit|test result|panicked|lost|undone"
 echo "crash loop: $cycles cycles in $(( $(date +%s) - started )) s"

@@ -21,6 +21,11 @@ pub struct Server {
 
 /// Starts the real binary on a free port with `data_dir` and `KEY` as its only API key.
 pub async fn start(data_dir: &Path) -> Result<Server> {
+    start_logging(data_dir, "info").await
+}
+
+/// [`start`] with `RUST_LOG` set to `filter`.
+pub async fn start_logging(data_dir: &Path, filter: &str) -> Result<Server> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ripplekv"))
         .args([
             "serve",
@@ -33,7 +38,7 @@ pub async fn start(data_dir: &Path) -> Result<Server> {
         ])
         .arg("--data-dir")
         .arg(data_dir)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", filter)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -235,7 +235,7 @@ fn parse_body(fields: &Fields, key_seen: &mut Option<String>) -> Result<RequestB
         Op::Range => RequestBody::Range {
             key,
             end_key: string_field("endKey", fields.end_key)?,
-            limit: fields.limit.map(|raw| integer("limit", raw)).transpose()?,
+            limit: fields.limit.map(page_limit).transpose()?,
         },
         Op::Atomic => RequestBody::Atomic {
             key,
@@ -358,6 +358,20 @@ pub(crate) fn integer(name: &str, raw: &RawValue) -> Result<i64, String> {
             json_kind(text)
         )),
     }
+}
+
+/// RANGE's `limit`: "larger is clamped" (A3) holds for integers beyond 64 bits too, so
+/// a huge positive integer is taken as the largest one (the caller clamps to 1000).
+fn page_limit(raw: &RawValue) -> Result<i64, String> {
+    let text = raw.get().trim();
+    integer("limit", raw).or_else(|err| {
+        let huge_positive = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+        if huge_positive {
+            Ok(i64::MAX)
+        } else {
+            Err(err)
+        }
+    })
 }
 
 /// True for number literals without fraction or exponent (large ones parse as f64).
@@ -573,10 +587,18 @@ mod tests {
         }
         // A huge integer is quoted as sent, not as the float it parses to.
         assert_eq!(
-            err(r#"{"op":5,"key":"a","endKey":"b","limit":99999999999999999999999}"#),
-            "Field 'limit' is out of range: 99999999999999999999999 does not fit in a 64-bit \
+            err(r#"{"op":5,"key":"a","endKey":"b","limit":-99999999999999999999999}"#),
+            "Field 'limit' is out of range: -99999999999999999999999 does not fit in a 64-bit \
              signed integer"
         );
+        // ... except a huge positive RANGE limit, which is clamped like any large one.
+        assert!(matches!(
+            ok(r#"{"op":5,"key":"a","endKey":"b","limit":99999999999999999999999}"#),
+            RequestBody::Range {
+                limit: Some(i64::MAX),
+                ..
+            }
+        ));
         // A ttl beyond f64 is out of range, not "must be a number ... got a number".
         assert_eq!(
             err(r#"{"op":"set","key":"k","value":"v","ttl":1e309}"#),

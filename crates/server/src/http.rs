@@ -28,6 +28,13 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/ws", get(ws::upgrade))
         .route("/record", post(rest::post_record))
+        // The empty key: answered by the record handlers, which refuse it precisely.
+        .route(
+            "/record/",
+            get(rest::get_record)
+                .delete(rest::delete_record)
+                .post(rest::post_record_path),
+        )
         .route(
             "/record/{*key}",
             get(rest::get_record)

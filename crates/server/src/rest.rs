@@ -162,12 +162,13 @@ pub(crate) async fn get_records(
     };
     let (start, end) = (bound("startKey")?, bound("endKey")?);
     let limit = param("limit")
-        .map(|text| {
-            text.parse::<i64>().map_err(|_| {
-                HttpError::bad_request(format!(
-                    "Query parameter 'limit' must be an integer, got {text:?}"
-                ))
-            })
+        .map(|text| match text.parse::<i64>() {
+            Ok(limit) => Ok(limit),
+            // Larger than any page: clamped like every large limit.
+            Err(_) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => Ok(i64::MAX),
+            Err(_) => Err(HttpError::bad_request(format!(
+                "Query parameter 'limit' must be an integer, got {text:?}"
+            ))),
         })
         .transpose()?;
     let page = state.ops().range(&access, &start, &end, limit).await?;

@@ -204,10 +204,10 @@ fn refused_frames() -> Vec<Refused> {
             "Invalid JSON: invalid number",
         ),
         refused(
-            "limit of 23 digits",
-            r#"{"op":5,"key":"a","endKey":"b","limit":99999999999999999999999}"#,
+            "negative limit of 23 digits",
+            r#"{"op":5,"key":"a","endKey":"b","limit":-99999999999999999999999}"#,
             400,
-            "Field 'limit' is out of range: 99999999999999999999999",
+            "Field 'limit' is out of range: -99999999999999999999999",
         ),
         refused(
             "limit 1e309",
@@ -1552,8 +1552,8 @@ async fn hostile_rest_requests_are_refused_and_write_nothing() -> Result<()> {
             "GET",
             b"/record/",
             b"",
-            404,
-            "Not found",
+            400,
+            "Key must not be empty",
         ),
         refusal(
             "doubled slashes before record",
@@ -1654,9 +1654,9 @@ async fn hostile_rest_requests_are_refused_and_write_nothing() -> Result<()> {
             "Field 'partialUpdate' must be a boolean or null",
         ),
         refusal(
-            "RANGE with a limit of 23 digits",
+            "RANGE with a limit of 23 digits and a sign",
             "GET",
-            b"/records?startKey=a&endKey=b&limit=99999999999999999999999",
+            b"/records?startKey=a&endKey=b&limit=-99999999999999999999999",
             b"",
             400,
             "Query parameter 'limit' must be an integer",

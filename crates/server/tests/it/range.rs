@@ -109,6 +109,18 @@ async fn limits_default_to_100_and_clamp_to_1000() -> Result<()> {
         .await?;
     assert_eq!(reply["count"], 1000);
     assert_eq!(reply["truncated"], true);
+    // Beyond 64 bits is still just "larger": clamped, over WebSocket and REST.
+    ws.send_text(r#"{"op":5,"key":"item:","endKey":"item:~","limit":99999999999999999999999}"#)
+        .await?;
+    assert_eq!(ws.recv().await?["count"], 1000);
+    let rest = server
+        .http(
+            "GET",
+            "/records?startKey=item:&endKey=item:~&limit=99999999999999999999999",
+            None,
+        )
+        .await?;
+    assert_eq!(rest.body["records"].as_array().map(Vec::len), Some(1000));
     let reply = ws
         .request(json!({"op": 5, "key": "item:1000", "endKey": "item:~", "limit": 5}))
         .await?;

@@ -14,7 +14,7 @@ describe('@hpkv/rest-client', () => {
   });
 
   after(async () => {
-    await server?.stop();
+    await server?.dispose();
   });
 
   test('set, get and delete, with keys that need encoding', async () => {

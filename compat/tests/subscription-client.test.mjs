@@ -34,7 +34,7 @@ describe('@hpkv/websocket-client subscriptions', () => {
       await client.disconnect().catch(() => {});
       client.destroy();
     }
-    await server?.stop();
+    await server?.dispose();
   });
 
   async function subscriber(config) {

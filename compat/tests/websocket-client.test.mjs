@@ -18,7 +18,7 @@ describe('@hpkv/websocket-client API client', () => {
   after(async () => {
     await client?.disconnect();
     client?.destroy();
-    await server?.stop();
+    await server?.dispose();
   });
 
   test('set and get', async () => {
@@ -108,7 +108,7 @@ describe('@hpkv/websocket-client connection handling', () => {
   });
 
   after(async () => {
-    await server?.stop();
+    await server?.dispose();
   });
 
   test('a wrong API key is refused at connect', async () => {

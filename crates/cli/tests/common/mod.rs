@@ -20,6 +20,8 @@ pub struct Server {
 }
 
 /// Starts the real binary on a free port with `data_dir` and `KEY` as its only API key.
+// Each test binary compiles this module; not every one uses every function.
+#[allow(dead_code)]
 pub async fn start(data_dir: &Path) -> Result<Server> {
     start_logging(data_dir, "info").await
 }

@@ -4,7 +4,9 @@
 //! or `\` means `.*`, matched against the whole key. So `sub-test-*`, `^product:*$`,
 //! `^(product|user):*$`, `^user:[0-9]+$`, `^ns:.*$` and plain keys all mean what their
 //! authors expect. A pattern that does not compile falls back to a literal match in
-//! which `*` is the only wildcard.
+//! which `*` is the only wildcard. Either way the `*` wildcard matches any run of
+//! characters, line breaks included, so the prefix, regex and glob forms of a pattern
+//! agree on every key (an explicit `.` keeps its regex meaning).
 //!
 //! Compiling also classifies the pattern, so the fan-out hub can index it: a plain
 //! key is [`PatternKind::Exact`], a plain prefix followed by one final `*` is
@@ -57,18 +59,19 @@ impl Pattern {
                 source.len()
             )));
         }
-        let kind = classify_plain(source).unwrap_or_else(|| {
-            let expanded = expand_stars(source);
-            RegexBuilder::new(&format!("^(?:{expanded})$"))
-                .size_limit(MAX_COMPILED_BYTES)
-                .dfa_size_limit(MAX_COMPILED_BYTES)
-                .build()
-                .map_or_else(|_| glob(source), PatternKind::Regex)
-        });
-        let literal_prefix = match &kind {
-            PatternKind::Exact(_) | PatternKind::Prefix(_) => String::new(),
-            PatternKind::Regex(_) => regex_literal_prefix(source),
-            PatternKind::Glob(pieces) => pieces.first().cloned().unwrap_or_default(),
+        let (kind, literal_prefix) = match classify_plain(source) {
+            Some(plain) => (plain, String::new()),
+            None => match compile_regex(source) {
+                Some((regex, prefix)) => (PatternKind::Regex(regex), prefix),
+                None => {
+                    let glob = glob(source);
+                    let prefix = match &glob {
+                        PatternKind::Glob(pieces) => pieces.first().cloned().unwrap_or_default(),
+                        _ => String::new(),
+                    };
+                    (glob, prefix)
+                }
+            },
         };
         Ok(Pattern {
             source: source.to_owned(),
@@ -126,61 +129,93 @@ fn classify_plain(source: &str) -> Option<PatternKind> {
     Some(PatternKind::Prefix(prefix.to_owned()))
 }
 
-/// The literal text a regex source forces at the start of every match: plain
-/// characters up to the first metacharacter. A character made optional by `?` or
-/// `{` is dropped; a top-level `|` means there is no common prefix at all.
-fn regex_literal_prefix(source: &str) -> String {
-    if has_top_level_alternation(source) {
-        return String::new();
-    }
-    let body = source.strip_prefix('^').unwrap_or(source);
-    let mut prefix = String::new();
-    for c in body.chars() {
-        if !META.contains(&c) {
-            prefix.push(c);
-            continue;
+/// The regex a pattern means, and the literal text every key it matches starts
+/// with; `None` when it is not a valid regex (or too large), so the glob rule applies.
+///
+/// The pattern is parsed on its own and anchored as a syntax tree, not by pasting it
+/// into `^(?:...)$`: pasted, `a)|(b` would close the group early and leave `(b)$`
+/// unanchored at the start (matching any key ending in "b"), and an `(?x)` comment
+/// would swallow the closing `)$`.
+///
+/// Every `*` not after `.` or `\` becomes a wildcard that also crosses line breaks,
+/// so `a*` (run as a prefix) and `a*b` (run as a regex) agree on keys holding `\n`.
+/// Only wildcards the regex parser sees as a real `.` get that flag: a `*` inside a
+/// character class (`[a*]`) or an `(?x)` comment stays the plain text it was.
+fn compile_regex(source: &str) -> Option<(Regex, String)> {
+    use regex_syntax::hir::{Hir, Look};
+    let (expanded, inserted) = expand_stars(source);
+    let ast = regex_syntax::ast::parse::Parser::new()
+        .parse(&expanded)
+        .ok()?;
+    let dots = regex_syntax::ast::visit(&ast, Dots(Vec::new())).ok()?;
+    let mut rewritten = String::with_capacity(expanded.len() + 8 * inserted.len());
+    for (at, c) in expanded.char_indices() {
+        if inserted.binary_search(&at).is_ok() && dots.binary_search(&at).is_ok() {
+            rewritten.push_str("(?s:.)");
+        } else {
+            rewritten.push(c);
         }
-        if matches!(c, '?' | '{') {
-            prefix.pop();
-        }
-        // '*' after a plain character is this dialect's wildcard; '+' keeps one copy.
-        break;
     }
-    prefix
+    let hir = regex_syntax::Parser::new().parse(&rewritten).ok()?;
+    let anchored = Hir::concat(vec![Hir::look(Look::Start), hir, Hir::look(Look::End)]);
+    let regex = RegexBuilder::new(&anchored.to_string())
+        .size_limit(MAX_COMPILED_BYTES)
+        .dfa_size_limit(MAX_COMPILED_BYTES)
+        .build()
+        .ok()?;
+    Some((regex, literal_prefix_of(&anchored)))
 }
 
-/// True when `|` appears outside any group or character class.
-fn has_top_level_alternation(source: &str) -> bool {
-    let (mut depth, mut in_class, mut escaped) = (0usize, false, false);
-    for c in source.chars() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '[' if !in_class => in_class = true,
-            ']' if in_class => in_class = false,
-            _ if in_class => {}
-            '(' => depth += 1,
-            ')' => depth = depth.saturating_sub(1),
-            '|' if depth == 0 => return true,
-            _ => {}
-        }
+/// Collects the offsets of every `.` (any character) node of a regex, in order.
+struct Dots(Vec<usize>);
+
+impl regex_syntax::ast::Visitor for Dots {
+    type Output = Vec<usize>;
+    type Err = std::convert::Infallible;
+
+    fn finish(mut self) -> Result<Vec<usize>, Self::Err> {
+        self.0.sort_unstable();
+        Ok(self.0)
     }
-    false
+
+    fn visit_pre(&mut self, ast: &regex_syntax::ast::Ast) -> Result<(), Self::Err> {
+        if let regex_syntax::ast::Ast::Dot(span) = ast {
+            self.0.push(span.start.offset);
+        }
+        Ok(())
+    }
 }
 
-/// Replaces every `*` not preceded by `.` or `\` with `.*`.
-fn expand_stars(source: &str) -> String {
+/// The literal text every match of a regex starts with: the longest common prefix
+/// of the prefix literals the regex engine itself would extract, which accounts for
+/// alternations, optional parts, case folding and `(?x)` comments. Cut back to whole
+/// characters, since literals are bytes.
+fn literal_prefix_of(hir: &regex_syntax::hir::Hir) -> String {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let literals = Extractor::new().kind(ExtractKind::Prefix).extract(hir);
+    let bytes = literals.longest_common_prefix().unwrap_or_default();
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(err) => String::from_utf8_lossy(&bytes[..err.valid_up_to()]).into_owned(),
+    }
+}
+
+/// Replaces every `*` not preceded by `.` or `\` with `.*`; also returns the offsets
+/// (in the result) of the `.` of each `.*` it wrote, in order.
+fn expand_stars(source: &str) -> (String, Vec<usize>) {
     let mut expanded = String::with_capacity(source.len() + 8);
+    let mut inserted = Vec::new();
     let mut previous = None;
     for c in source.chars() {
         if c == '*' && !matches!(previous, Some('.' | '\\')) {
+            inserted.push(expanded.len());
             expanded.push_str(".*");
         } else {
             expanded.push(c);
         }
         previous = Some(c);
     }
-    expanded
+    (expanded, inserted)
 }
 
 /// The literal fallback: pieces between stars; a single trailing star is a prefix.
@@ -200,13 +235,15 @@ fn glob_matches(pieces: &[String], key: &str) -> bool {
     if pieces.len() == 1 {
         return key == first;
     }
-    if !key.starts_with(first.as_str()) || key.len() < first.len() + last.len() {
+    // Both ends are checked before slicing: only a key that really ends with `last`
+    // is cut at a char boundary there (a multi-byte last character may not be).
+    if !key.starts_with(first.as_str())
+        || !key.ends_with(last.as_str())
+        || key.len() < first.len() + last.len()
+    {
         return false;
     }
     let mut rest = &key[first.len()..key.len() - last.len()];
-    if !key.ends_with(last.as_str()) {
-        return false;
-    }
     for piece in &pieces[1..pieces.len() - 1] {
         match rest.find(piece.as_str()) {
             Some(at) => rest = &rest[at + piece.len()..],
@@ -352,6 +389,54 @@ mod tests {
             let pattern = Pattern::compile(source).unwrap();
             assert!(pattern.matches(key) && key.starts_with(pattern.literal_prefix()));
         }
+    }
+
+    #[test]
+    fn glob_fallback_does_not_cut_inside_a_character() {
+        // Found by the property tests: "*[" is a glob with last piece "[", and the
+        // key's end was sliced before checking it ended with "[", which panicked when
+        // the key's last character was wider than "[" (here 4 bytes).
+        check("*[", &["[", "\u{10350}["], &["\u{10350}", "é", ""]);
+        check("é*(", &["é(", "éé("], &["é", "\u{10350}", "éé"]);
+    }
+
+    #[test]
+    fn star_wildcard_crosses_line_breaks_in_every_form() {
+        // Found by the property tests: `a*` (a prefix) matched "a\nb" but `a*b*c` (a
+        // regex, where the star had become a newline-blind `.*`) refused "ab\nc".
+        check("a*", &["a\nb"], &["\na"]);
+        check("a*b*c", &["ab\nc", "a\nb\nc"], &["ab\n"]);
+        check("^(x|y):*$", &["x:\n"], &["z:\n"]);
+        check("a[b*", &["a[b\n"], &["a[\n"]);
+        // An explicit dot keeps its regex meaning; a star inside a class is literal.
+        check("^ns:.*$", &["ns:x"], &["ns:\n"]);
+        check("a[*]", &["a*"], &["a\n", "a(", "as"]);
+    }
+
+    #[test]
+    fn literal_prefix_sees_through_extended_mode_comments() {
+        // Found by the property tests: in `(?x)` mode `#` starts a comment, so the
+        // `(` below is not a group and `|cd` is a top-level alternative; the old text
+        // scan gave the prefix "ab", and the hub would never offer "cd" to it.
+        let pattern = Pattern::compile("ab(?x)#(\n|cd").unwrap();
+        assert!(pattern.matches("cd"));
+        assert_eq!(pattern.literal_prefix(), "");
+        assert_eq!(Pattern::compile("(abc).*").unwrap().literal_prefix(), "abc");
+    }
+
+    #[test]
+    fn a_pattern_cannot_break_out_of_its_anchors() {
+        // Found by fuzzing: pasted into "^(?:...)$", "x)|(.*" became the valid regex
+        // "^(?:x)|(.*)$", whose second branch matches every key. On its own it is not
+        // a regex (unbalanced parentheses), so it is the literal text it looks like.
+        check("x)|(.*", &["x)|(.*", "x)|(.-anything"], &["anything", "x"]);
+        check("a)|(b", &["a)|(b"], &["b", "zzb", "a"]);
+        // An (?x) comment running to the end no longer swallows the closing anchors.
+        check("(?x)ab # comment", &["ab"], &["ab # comment", "abc"]);
+        assert!(matches!(
+            Pattern::compile("(?x)ab # comment").unwrap().kind(),
+            PatternKind::Regex(_)
+        ));
     }
 
     #[test]

@@ -59,6 +59,8 @@ const state = {
   editing: null,
   /** Todo ids already shown, so only new arrivals are highlighted. */
   shown: new Set(),
+  /** day key -> { text, priority } not yet added: survives re-renders caused by others. */
+  drafts: new Map(),
 };
 for (const day of state.days) state.todos.set(day.key, { items: [], revision: 0 });
 
@@ -357,9 +359,15 @@ function renderTodo(day, todo) {
 
 function renderDay(day) {
   const { items } = state.todos.get(day.key);
-  const input = element('input', { placeholder: 'Add a todo…', maxLength: 500, dataset: { testid: 'add-input' } });
-  const priority = element('select', { title: 'Priority', dataset: { testid: 'add-priority' } },
-    ...PRIORITIES.map((p) => element('option', { value: p, textContent: p, selected: p === 'medium' })));
+  // What was typed or chosen but not added yet lives in state, not only in the
+  // elements, so another person's change (which re-renders the board) cannot erase it.
+  const draft = state.drafts.get(day.key) ?? { text: '', priority: 'medium' };
+  const saveDraft = () => state.drafts.set(day.key, { text: input.value, priority: priority.value });
+  const input = element('input', {
+    placeholder: 'Add a todo…', maxLength: 500, value: draft.text, dataset: { testid: 'add-input' }, oninput: saveDraft,
+  });
+  const priority = element('select', { title: 'Priority', dataset: { testid: 'add-priority' }, onchange: saveDraft },
+    ...PRIORITIES.map((p) => element('option', { value: p, textContent: p, selected: p === draft.priority })));
   const form = element('form', {
     className: 'add',
     onsubmit: (event) => {
@@ -367,6 +375,7 @@ function renderDay(day) {
       const text = input.value.trim();
       if (!text) return;
       input.value = '';
+      state.drafts.delete(day.key);
       addTodo(day.key, text, priority.value);
     },
   }, element('div', { className: 'row' }, input, element('button', { type: 'submit', textContent: 'Add', dataset: { testid: 'add-button' } })), priority);
@@ -375,25 +384,33 @@ function renderDay(day) {
       element('h2', {}, day.name, element('span', { className: 'date', textContent: day.label })),
       element('span', { className: 'count', textContent: String(items.length), dataset: { testid: 'count' } })),
     form,
-    items.length
-      ? element('ul', { className: 'list' }, ...items.map((todo) => renderTodo(day, todo)))
-      : element('p', { className: 'empty', textContent: 'Nothing planned yet' }));
+    renderList(day));
+}
+
+/** The todos of a day, or a note that there are none. Always a section's last child. */
+function renderList(day) {
+  const { items } = state.todos.get(day.key);
+  return items.length
+    ? element('ul', { className: 'list' }, ...items.map((todo) => renderTodo(day, todo)))
+    : element('p', { className: 'empty', textContent: 'Nothing planned yet' });
 }
 
 function render() {
   const board = $('board');
-  // Keep what the user is typing across re-renders caused by other people's changes.
   const focused = document.activeElement;
-  const typing = focused && focused.dataset.testid === 'add-input'
-    ? { day: focused.closest('.day').dataset.day, value: focused.value, start: focused.selectionStart }
-    : null;
   const editValue = focused && focused.dataset.testid === 'edit-input' ? focused.value : null;
-  board.replaceChildren(...state.days.map(renderDay));
-  if (typing) {
-    const input = board.querySelector(`[data-day="${typing.day}"] [data-testid="add-input"]`);
-    input.value = typing.value;
-    input.focus();
-    input.setSelectionRange(typing.start, typing.start);
+  const sections = [...board.querySelectorAll('section.day')];
+  const sameDays = sections.length === state.days.length
+    && sections.every((section, i) => section.dataset.day === state.days[i].iso);
+  if (sameDays) {
+    // Only counts and lists change: the add forms stay the same elements, so someone
+    // typing, choosing a priority or pressing Add is not disturbed by others' changes.
+    state.days.forEach((day, i) => {
+      sections[i].querySelector('[data-testid=count]').textContent = String(state.todos.get(day.key).items.length);
+      sections[i].lastElementChild.replaceWith(renderList(day));
+    });
+  } else {
+    board.replaceChildren(...state.days.map(renderDay));
   }
   const edit = board.querySelector('[data-testid="edit-input"]');
   if (edit) {

@@ -7,27 +7,49 @@
 //! session closes it with 1008. Either way a connection holds at most the configured
 //! number of frames and bytes, however fast changes arrive.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::extract::ws::Message;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+/// Capacity kept by an emptied queue; a burst's larger buffer is given back.
+const IDLE_CAPACITY: usize = 8;
+
 /// The sending side, shared by the session and the hub.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Outbox {
-    frames: mpsc::Sender<Message>,
-    queued_bytes: Arc<AtomicUsize>,
-    max_bytes: usize,
+    shared: Arc<Shared>,
     slow: CancellationToken,
 }
 
 /// The receiving side, drained by the session's writer.
 #[derive(Debug)]
 pub struct OutboxReceiver {
-    frames: mpsc::Receiver<Message>,
-    queued_bytes: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
+}
+
+/// A queue under a mutex rather than a channel: an idle connection's queue allocates
+/// nothing (a channel allocates its first block of slots up front, about 1.6 KiB per
+/// connection), and the mutex is only ever contended by one writer and one reader.
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    max_messages: usize,
+    max_bytes: usize,
+    /// Wakes the receiver when a frame arrives or the last sender leaves.
+    readable: Notify,
+    /// Wakes a waiting sender when room frees up or the receiver leaves.
+    writable: Notify,
+}
+
+#[derive(Debug)]
+struct State {
+    frames: VecDeque<Message>,
+    bytes: usize,
+    senders: usize,
+    receiver_alive: bool,
 }
 
 /// The session ended; nothing more can be sent.
@@ -42,48 +64,75 @@ fn size(message: &Message) -> usize {
     }
 }
 
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 impl Outbox {
     /// A queue of at most `max_messages` frames and about `max_bytes` bytes.
     pub fn new(max_messages: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
-        let (frames, receiver) = mpsc::channel(max_messages.max(1));
-        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                frames: VecDeque::new(),
+                bytes: 0,
+                senders: 1,
+                receiver_alive: true,
+            }),
+            max_messages: max_messages.max(1),
+            max_bytes,
+            readable: Notify::new(),
+            writable: Notify::new(),
+        });
         (
             Outbox {
-                frames,
-                queued_bytes: Arc::clone(&queued_bytes),
-                max_bytes,
+                shared: Arc::clone(&shared),
                 slow: CancellationToken::new(),
             },
-            OutboxReceiver {
-                frames: receiver,
-                queued_bytes,
-            },
+            OutboxReceiver { shared },
         )
     }
 
-    /// Queues a frame, waiting for room.
+    /// Queues a frame, waiting for room (by count; replies are never refused for size).
     pub(crate) async fn send(&self, message: Message) -> Result<(), Closed> {
-        let bytes = size(&message);
-        let permit = self.frames.reserve().await.map_err(|_| Closed)?;
-        self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
-        permit.send(message);
-        Ok(())
+        let mut message = Some(message);
+        loop {
+            // Registered before the check, so a wake between the check and the wait
+            // is not lost.
+            let room = self.shared.writable.notified();
+            {
+                let mut state = self.shared.lock();
+                if !state.receiver_alive {
+                    return Err(Closed);
+                }
+                if state.frames.len() < self.shared.max_messages {
+                    let message = message.take().unwrap_or_else(|| unreachable!());
+                    state.bytes += size(&message);
+                    state.frames.push_back(message);
+                    drop(state);
+                    self.shared.readable.notify_one();
+                    return Ok(());
+                }
+            }
+            room.await;
+        }
     }
 
     /// Queues a frame if there is room by count and by bytes; never waits.
     pub(crate) fn try_push(&self, message: Message) -> bool {
         let bytes = size(&message);
-        if self.queued_bytes.load(Ordering::Relaxed) + bytes > self.max_bytes {
-            return false;
+        let mut state = self.shared.lock();
+        let fits = state.receiver_alive
+            && state.frames.len() < self.shared.max_messages
+            && state.bytes + bytes <= self.shared.max_bytes;
+        if fits {
+            state.bytes += bytes;
+            state.frames.push_back(message);
+            drop(state);
+            self.shared.readable.notify_one();
         }
-        match self.frames.try_reserve() {
-            Ok(permit) => {
-                self.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
-                permit.send(message);
-                true
-            }
-            Err(_) => false,
-        }
+        fits
     }
 
     /// Marks the connection as unable to keep up; the session will close it.
@@ -97,19 +146,71 @@ impl Outbox {
     }
 }
 
+impl Clone for Outbox {
+    fn clone(&self) -> Self {
+        self.shared.lock().senders += 1;
+        Outbox {
+            shared: Arc::clone(&self.shared),
+            slow: self.slow.clone(),
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let last = {
+            let mut state = self.shared.lock();
+            state.senders -= 1;
+            state.senders == 0
+        };
+        if last {
+            self.shared.readable.notify_one();
+        }
+    }
+}
+
 impl OutboxReceiver {
+    /// The next frame, waiting for one; `None` once every sender is gone.
     pub(crate) async fn recv(&mut self) -> Option<Message> {
-        let message = self.frames.recv().await?;
-        self.queued_bytes
-            .fetch_sub(size(&message), Ordering::Relaxed);
-        Some(message)
+        loop {
+            let arrival = self.shared.readable.notified();
+            if let Some(message) = self.shared.pop() {
+                return Some(message);
+            }
+            if self.shared.lock().senders == 0 {
+                return None;
+            }
+            arrival.await;
+        }
     }
 
+    /// The next frame if one is queued.
     pub(crate) fn try_recv(&mut self) -> Option<Message> {
-        let message = self.frames.try_recv().ok()?;
-        self.queued_bytes
-            .fetch_sub(size(&message), Ordering::Relaxed);
+        self.shared.pop()
+    }
+}
+
+impl Shared {
+    /// Takes the oldest frame and wakes a sender waiting for room.
+    fn pop(&self) -> Option<Message> {
+        let message = {
+            let mut state = self.lock();
+            let message = state.frames.pop_front()?;
+            state.bytes -= size(&message);
+            if state.frames.is_empty() && state.frames.capacity() > IDLE_CAPACITY {
+                state.frames.shrink_to(IDLE_CAPACITY);
+            }
+            message
+        };
+        self.writable.notify_one();
         Some(message)
+    }
+}
+
+impl Drop for OutboxReceiver {
+    fn drop(&mut self) {
+        self.shared.lock().receiver_alive = false;
+        self.shared.writable.notify_waiters();
     }
 }
 
@@ -127,5 +228,65 @@ mod tests {
         assert!(outbox.try_push(Message::Text("1".into())));
         assert!(outbox.try_push(Message::Text("1".into())));
         assert!(!outbox.try_push(Message::Text("".into())), "4 frames > 3");
+    }
+
+    #[tokio::test]
+    async fn a_sender_waits_for_room_and_frames_keep_their_order() {
+        let (outbox, mut receiver) = Outbox::new(2, 1 << 20);
+        outbox.send(Message::Text("a".into())).await.unwrap();
+        outbox.send(Message::Text("b".into())).await.unwrap();
+        let sender = outbox.clone();
+        let third = tokio::spawn(async move { sender.send(Message::Text("c".into())).await });
+        tokio::task::yield_now().await;
+        assert!(
+            !third.is_finished(),
+            "the queue is full: the sender must wait"
+        );
+        for expected in ["a", "b", "c"] {
+            match receiver.recv().await {
+                Some(Message::Text(text)) => assert_eq!(text.as_str(), expected),
+                other => panic!("expected {expected}, got {other:?}"),
+            }
+        }
+        third.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn either_side_leaving_ends_the_other() {
+        let (outbox, mut receiver) = Outbox::new(2, 1 << 20);
+        let copy = outbox.clone();
+        assert!(outbox.try_push(Message::Text("last".into())));
+        drop(outbox);
+        drop(copy);
+        assert!(
+            matches!(receiver.recv().await, Some(Message::Text(_))),
+            "queued frames are still delivered"
+        );
+        assert!(
+            receiver.recv().await.is_none(),
+            "no senders left: the queue is finished"
+        );
+
+        let (outbox, receiver) = Outbox::new(1, 1 << 20);
+        outbox.send(Message::Text("fills it".into())).await.unwrap();
+        let sender = outbox.clone();
+        let blocked = tokio::spawn(async move { sender.send(Message::Text("waits".into())).await });
+        tokio::task::yield_now().await;
+        drop(receiver);
+        assert!(
+            blocked.await.unwrap().is_err(),
+            "a waiting sender learns the receiver is gone"
+        );
+        assert!(!outbox.try_push(Message::Text("x".into())));
+    }
+
+    #[tokio::test]
+    async fn an_emptied_queue_gives_back_a_burst_buffer() {
+        let (outbox, mut receiver) = Outbox::new(1000, 1 << 20);
+        for _ in 0..500 {
+            assert!(outbox.try_push(Message::Text("burst".into())));
+        }
+        while receiver.try_recv().is_some() {}
+        assert!(receiver.shared.lock().frames.capacity() <= IDLE_CAPACITY);
     }
 }

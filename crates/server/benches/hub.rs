@@ -94,7 +94,8 @@ fn main() {
             let hub = Hub::default();
             let subscribers: Vec<Arc<Subscriber>> = (0..CONNECTIONS)
                 .map(|_| {
-                    let (outbox, receiver) = Outbox::new(16, 1 << 20);
+                    let (outbox, receiver) =
+                        Outbox::new(16, 1 << 20, std::time::Duration::from_secs(30));
                     std::mem::forget(receiver); // never read: only matching is measured
                     Arc::new(Subscriber::new(outbox, Access::All, 16))
                 })

@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use axum::extract::ws::Message;
 use tokio::sync::Notify;
@@ -38,6 +39,8 @@ struct Shared {
     state: Mutex<State>,
     max_messages: usize,
     max_bytes: usize,
+    /// Longest a reply waits for room before the connection counts as a slow consumer.
+    stall: Duration,
     /// Wakes the receiver when a frame arrives or the last sender leaves.
     readable: Notify,
     /// Wakes a waiting sender when room frees up or the receiver leaves.
@@ -71,8 +74,9 @@ impl Shared {
 }
 
 impl Outbox {
-    /// A queue of at most `max_messages` frames and about `max_bytes` bytes.
-    pub fn new(max_messages: usize, max_bytes: usize) -> (Outbox, OutboxReceiver) {
+    /// A queue of at most `max_messages` frames and about `max_bytes` bytes. A reply
+    /// that finds no room for `stall` marks the connection slow.
+    pub fn new(max_messages: usize, max_bytes: usize, stall: Duration) -> (Outbox, OutboxReceiver) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 frames: VecDeque::new(),
@@ -82,6 +86,7 @@ impl Outbox {
             }),
             max_messages: max_messages.max(1),
             max_bytes,
+            stall,
             readable: Notify::new(),
             writable: Notify::new(),
         });
@@ -95,8 +100,11 @@ impl Outbox {
     }
 
     /// Queues a frame, waiting for room (by count; replies are never refused for size).
+    /// A client that sends requests but never reads their replies would otherwise hold
+    /// the session forever: after waiting `stall`, the connection is marked slow.
     pub(crate) async fn send(&self, message: Message) -> Result<(), Closed> {
         let mut message = Some(message);
+        let deadline = tokio::time::Instant::now() + self.shared.stall;
         loop {
             // Registered before the check, so a wake between the check and the wait
             // is not lost.
@@ -115,7 +123,10 @@ impl Outbox {
                     return Ok(());
                 }
             }
-            room.await;
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                self.mark_slow();
+                return Err(Closed);
+            }
         }
     }
 
@@ -218,9 +229,11 @@ impl Drop for OutboxReceiver {
 mod tests {
     use super::*;
 
+    const STALL: Duration = Duration::from_secs(30);
+
     #[tokio::test]
     async fn pushes_are_refused_past_the_count_or_the_bytes() {
-        let (outbox, mut receiver) = Outbox::new(3, 10);
+        let (outbox, mut receiver) = Outbox::new(3, 10, STALL);
         assert!(outbox.try_push(Message::Text("12345".into())));
         assert!(outbox.try_push(Message::Text("12345".into())));
         assert!(!outbox.try_push(Message::Text("1".into())), "11 bytes > 10");
@@ -232,7 +245,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_sender_waits_for_room_and_frames_keep_their_order() {
-        let (outbox, mut receiver) = Outbox::new(2, 1 << 20);
+        let (outbox, mut receiver) = Outbox::new(2, 1 << 20, STALL);
         outbox.send(Message::Text("a".into())).await.unwrap();
         outbox.send(Message::Text("b".into())).await.unwrap();
         let sender = outbox.clone();
@@ -253,7 +266,7 @@ mod tests {
 
     #[tokio::test]
     async fn either_side_leaving_ends_the_other() {
-        let (outbox, mut receiver) = Outbox::new(2, 1 << 20);
+        let (outbox, mut receiver) = Outbox::new(2, 1 << 20, STALL);
         let copy = outbox.clone();
         assert!(outbox.try_push(Message::Text("last".into())));
         drop(outbox);
@@ -267,7 +280,7 @@ mod tests {
             "no senders left: the queue is finished"
         );
 
-        let (outbox, receiver) = Outbox::new(1, 1 << 20);
+        let (outbox, receiver) = Outbox::new(1, 1 << 20, STALL);
         outbox.send(Message::Text("fills it".into())).await.unwrap();
         let sender = outbox.clone();
         let blocked = tokio::spawn(async move { sender.send(Message::Text("waits".into())).await });
@@ -280,9 +293,20 @@ mod tests {
         assert!(!outbox.try_push(Message::Text("x".into())));
     }
 
+    // Paused clock: the timeout elapses as soon as nothing else can run.
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_that_finds_no_room_for_the_stall_time_marks_the_connection_slow() {
+        let (outbox, _never_read) = Outbox::new(1, 1 << 20, STALL);
+        outbox.send(Message::Text("fills it".into())).await.unwrap();
+        let started = tokio::time::Instant::now();
+        assert!(outbox.send(Message::Text("waits".into())).await.is_err());
+        assert!(started.elapsed() >= STALL);
+        assert!(outbox.slow().is_cancelled());
+    }
+
     #[tokio::test]
     async fn an_emptied_queue_gives_back_a_burst_buffer() {
-        let (outbox, mut receiver) = Outbox::new(1000, 1 << 20);
+        let (outbox, mut receiver) = Outbox::new(1000, 1 << 20, STALL);
         for _ in 0..500 {
             assert!(outbox.try_push(Message::Text("burst".into())));
         }

@@ -42,8 +42,6 @@ pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 /// Close code for a subscriber that cannot keep up (RFC 6455 "policy violation").
 pub const CLOSE_SLOW_CONSUMER: u16 = 1008;
-/// How long a slow consumer is given to take its close frame before the socket drops.
-const SLOW_CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Slow consumers closed since the process started (reported in the logs).
 static SLOW_CONSUMER_CLOSES: AtomicU64 = AtomicU64::new(0);
@@ -79,7 +77,11 @@ where
     Out::Error: Display,
     In: Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
 {
-    let (outbox, queued) = Outbox::new(context.outbox_messages, context.outbox_bytes);
+    let (outbox, queued) = Outbox::new(
+        context.outbox_messages,
+        context.outbox_bytes,
+        context.pong_timeout,
+    );
     let access = context.principal.access();
     // During a replay, at most one outbox worth of live notifications is held back.
     let subscriber = Arc::new(Subscriber::new(
@@ -114,7 +116,13 @@ where
             read_requests(stream, &connection, &context).await;
             reading_done.cancel();
         },
-        write_frames(sink, queued, outbox.slow().clone(), reading_done.clone()),
+        write_frames(
+            sink,
+            queued,
+            outbox.slow().clone(),
+            reading_done.clone(),
+            context.pong_timeout,
+        ),
     );
     context.hub.remove_subscriber(subscriber.id());
     context.metrics.connection_closed();
@@ -193,6 +201,9 @@ async fn write_frames<Out>(
     mut queued: OutboxReceiver,
     slow: CancellationToken,
     reading_done: CancellationToken,
+    // How long a peer that stopped reading is given to take what is left (a slow
+    // consumer's close frame, say) before the socket is dropped.
+    last_words_timeout: Duration,
 ) where
     Out: Sink<Message> + Unpin,
     Out::Error: Display,
@@ -200,45 +211,74 @@ async fn write_frames<Out>(
     loop {
         let first = tokio::select! {
             biased;
-            () = slow.cancelled() => {
-                let total = SLOW_CONSUMER_CLOSES.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!(slow_consumer_closes = total, "closing a slow consumer");
-                let goodbye = sink.send(close(CLOSE_SLOW_CONSUMER, "slow consumer"));
-                let _ = tokio::time::timeout(SLOW_CLOSE_TIMEOUT, goodbye).await;
-                return;
-            }
+            () = slow.cancelled() => return close_slow_consumer(&mut sink, last_words_timeout).await,
             first = queued.recv() => match first {
                 Some(first) => first,
                 None => break,
             },
             () = reading_done.cancelled() => {
-                // The peer is gone or the session is ending: send what is left.
-                while let Some(last) = queued.try_recv() {
-                    if sink.feed(last).await.is_err() {
-                        return;
+                // The peer is gone or the session is ending: send what is left, but
+                // do not wait on a peer that stopped reading.
+                let last_words = async {
+                    while let Some(last) = queued.try_recv() {
+                        sink.feed(last).await?;
                     }
-                }
-                let _ = sink.flush().await;
+                    sink.flush().await
+                };
+                let _ = tokio::time::timeout(last_words_timeout, last_words).await;
                 break;
             }
         };
-        let mut closing = matches!(first, Message::Close(_));
-        if let Err(err) = sink.feed(first).await {
-            tracing::debug!(error = %err, "socket write failed");
-            return;
-        }
-        while !closing {
-            let Some(next) = queued.try_recv() else { break };
-            closing = matches!(next, Message::Close(_));
-            if sink.feed(next).await.is_err() {
+        // A peer that stops reading blocks these writes; the outbox then fills, the
+        // connection is marked slow, and that ends the wait.
+        let written = tokio::select! {
+            biased;
+            () = slow.cancelled() => return close_slow_consumer(&mut sink, last_words_timeout).await,
+            written = write_batch(&mut sink, &mut queued, first) => written,
+        };
+        match written {
+            Ok(false) => {}
+            Ok(true) => break, // a close frame went out
+            Err(err) => {
+                tracing::debug!(error = %err, "socket write failed");
                 return;
             }
         }
-        if sink.flush().await.is_err() || closing {
-            break;
-        }
     }
-    let _ = sink.close().await;
+    let _ = tokio::time::timeout(last_words_timeout, sink.close()).await;
+}
+
+/// Writes `first` and every frame already queued, then flushes once. True if a close
+/// frame was among them (nothing may follow it).
+async fn write_batch<Out>(
+    sink: &mut Out,
+    queued: &mut OutboxReceiver,
+    first: Message,
+) -> Result<bool, Out::Error>
+where
+    Out: Sink<Message> + Unpin,
+{
+    let mut closing = matches!(first, Message::Close(_));
+    sink.feed(first).await?;
+    while !closing {
+        let Some(next) = queued.try_recv() else { break };
+        closing = matches!(next, Message::Close(_));
+        sink.feed(next).await?;
+    }
+    sink.flush().await?;
+    Ok(closing)
+}
+
+/// Sends 1008 "slow consumer" after whatever the socket still holds; gives up after
+/// `timeout` if the peer does not read.
+async fn close_slow_consumer<Out>(sink: &mut Out, timeout: Duration)
+where
+    Out: Sink<Message> + Unpin,
+{
+    let total = SLOW_CONSUMER_CLOSES.fetch_add(1, Ordering::Relaxed) + 1;
+    tracing::warn!(slow_consumer_closes = total, "closing a slow consumer");
+    let goodbye = sink.send(close(CLOSE_SLOW_CONSUMER, "slow consumer"));
+    let _ = tokio::time::timeout(timeout, goodbye).await;
 }
 
 fn close(code: u16, reason: &str) -> Message {
@@ -303,6 +343,29 @@ mod tests {
             Some(Message::Text(text)) => text.as_str().to_owned(),
             other => panic!("expected a text frame, got {other:?}"),
         }
+    }
+
+    // A client that sends requests but never reads: its replies fill the outbox, and
+    // after the stall time the session gives up on it instead of waiting forever.
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_never_reads_is_dropped_after_the_stall_time() {
+        let context = context();
+        let hub = Arc::clone(&context.hub);
+        let frames: Vec<_> = (0..100)
+            .map(|i| {
+                Ok(Message::Text(
+                    format!(r#"{{"op":"subscribe","patterns":["p{i}"],"messageId":{i}}}"#).into(),
+                ))
+            })
+            .collect();
+        let incoming = stream::iter(frames).chain(stream::pending());
+        let (sink, _never_read) = mpsc::channel(1);
+        let session = tokio::spawn(run_session(PollSender::new(sink), incoming, context));
+        tokio::time::timeout(Duration::from_secs(600), session)
+            .await
+            .expect("the session waited forever on a client that does not read")
+            .unwrap();
+        assert!(hub.is_empty(), "the subscriber was not removed");
     }
 
     // A client that goes away (its stream ends) must end the session even when nothing

@@ -82,9 +82,12 @@ async fn a_backup_restores_into_the_same_records_revisions_and_ttls() -> Result<
 
     let restored_dir = path(work.path(), "restored");
     let printed = ok(&["restore", &backup, "--data-dir", &restored_dir], None).await?;
+    let restarted_at = 6 + ripplekv_storage::RESTORE_REVISION_GAP;
     assert_eq!(
         printed,
-        format!("restored 3 records at revision 6 into {restored_dir}\n")
+        format!(
+            "restored 3 records from revision 6 into {restored_dir}; new writes start after revision {restarted_at}\n"
+        )
     );
     let mut restored = common::start(Path::new(&restored_dir)).await?;
     let url = format!("http://{}", restored.addr);
@@ -98,7 +101,11 @@ async fn a_backup_restores_into_the_same_records_revisions_and_ttls() -> Result<
         .await?
         .contains("Record not found"));
     let next: Value = serde_json::from_str(&ok(&["set", "d", "4", "--json"], Some(&url)).await?)?;
-    assert_eq!(next["revision"], 7, "revisions continue from the snapshot");
+    assert_eq!(
+        next["revision"],
+        restarted_at + 1,
+        "revisions jump past anything the source could have reached"
+    );
     // The TTL came along: the snapshot of the restored server still has an expiry.
     let again = path(work.path(), "again.jsonl");
     ok(&["backup", &again], Some(&url)).await?;

@@ -12,4 +12,4 @@ mod memory;
 mod redb_store;
 
 pub use memory::MemoryStore;
-pub use redb_store::{restore, Durability, RedbStore, WriterStats, DB_FILE};
+pub use redb_store::{restore, Durability, RedbStore, WriterStats, DB_FILE, RESTORE_REVISION_GAP};

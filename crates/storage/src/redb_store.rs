@@ -164,10 +164,17 @@ impl RedbStore {
     }
 }
 
-/// Writes the records of a snapshot into a new store in `dir`, keeping each record's
-/// revision and expiry, and sets the store's revision to `revision`. The change log
-/// starts empty with its floor at `revision`, so a client resuming from an older
-/// revision is told to resync. Refuses a directory that already holds a database.
+/// How far a restored store's revision jumps past its snapshot's. The server the
+/// backup came from may have gone on past the snapshot; clients that saw those later
+/// revisions must not mistake the restored store's new writes for the ones they saw.
+/// With the jump, every revision a client could hold from before the restore is below
+/// the change log's floor, so resuming from it asks for a resync.
+pub const RESTORE_REVISION_GAP: Revision = 1 << 32;
+
+/// Writes the records of a snapshot taken at `revision` into a new store in `dir`,
+/// keeping each record's revision and expiry. The store's revision, and the floor of
+/// its (empty) change log, are `revision + RESTORE_REVISION_GAP`. Refuses a directory
+/// that already holds a database.
 /// Returns the number of records written. Everything is one transaction: a restore
 /// that fails leaves no half-filled store behind (the file is removed).
 pub fn restore(
@@ -219,9 +226,12 @@ fn write_restored(
             tables.put(&key, old.as_ref(), Some(&record))?;
             count += 1;
         }
+        let restarted_at = revision.saturating_add(RESTORE_REVISION_GAP);
         let mut meta = txn.open_table(META).map_err(Error::internal)?;
-        meta.insert(REVISION, revision).map_err(Error::internal)?;
-        meta.insert(LOG_FLOOR, revision).map_err(Error::internal)?;
+        meta.insert(REVISION, restarted_at)
+            .map_err(Error::internal)?;
+        meta.insert(LOG_FLOOR, restarted_at)
+            .map_err(Error::internal)?;
     }
     txn.commit().map_err(Error::internal)?;
     Ok(count)

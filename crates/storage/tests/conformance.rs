@@ -490,23 +490,32 @@ async fn a_restored_store_has_the_snapshot_records_revisions_and_expiries() {
     let count = ripplekv_storage::restore(dir.path(), snapshot.revision, snapshot.records).unwrap();
     assert_eq!(count, 3);
     let restored = RedbStore::open(dir.path(), Durability::Sync, Limits::default()).unwrap();
-    assert_eq!(restored.revision(), 4);
+    let restarted_at = 4 + ripplekv_storage::RESTORE_REVISION_GAP;
+    assert_eq!(restored.revision(), restarted_at);
     let records: Vec<_> = restored.snapshot().await.unwrap().records.collect();
     assert_eq!(records, expected);
     assert!(records.iter().any(|entry| entry
         .as_ref()
         .is_ok_and(|(key, record)| key == "ttl" && record.expires_at_ms.is_some())));
-    // History before the snapshot is gone: resuming from it asks for a resync.
+    // Every revision from before the restore, even ones the source reached after the
+    // snapshot, is below the floor: resuming from it asks for a resync.
+    for before in [2, 4, 1_000_000] {
+        assert_eq!(
+            restored.changes_since(before, 10).await.unwrap(),
+            ChangesSince::TooOld {
+                floor: restarted_at
+            }
+        );
+    }
     assert_eq!(
-        restored.changes_since(2, 10).await.unwrap(),
-        ChangesSince::TooOld { floor: 4 }
-    );
-    assert_eq!(
-        restored.changes_since(4, 10).await.unwrap(),
+        restored.changes_since(restarted_at, 10).await.unwrap(),
         ChangesSince::Changes(vec![])
     );
-    // New writes continue from the snapshot's revision.
-    assert_eq!(restored.write(set("c", "3")).await.unwrap().revision, 5);
+    // New writes continue after the jump.
+    assert_eq!(
+        restored.write(set("c", "3")).await.unwrap().revision,
+        restarted_at + 1
+    );
     restored.close().await.unwrap();
 
     // A second restore into the same directory is refused, and a failed restore

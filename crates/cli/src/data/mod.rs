@@ -244,9 +244,12 @@ fn restore(file: &Path, data_dir: &Path) -> anyhow::Result<()> {
         .map_err(|err| anyhow::anyhow!("restore failed: {err}"))?;
     bar.finish_and_clear();
     println!(
-        "restored {count} records at revision {} into {}",
+        "restored {count} records from revision {} into {}; new writes start after revision {}",
         header.revision,
-        data_dir.display()
+        data_dir.display(),
+        header
+            .revision
+            .saturating_add(ripplekv_storage::RESTORE_REVISION_GAP)
     );
     Ok(())
 }

@@ -16,6 +16,38 @@ use anyhow::Context;
 pub const API_KEY_FILE: &str = "api-key";
 /// File name of the generated token secret inside the data directory.
 pub const TOKEN_SECRET_FILE: &str = "token-secret";
+/// When the current token-secret rotation began: a digest of the previous secret and
+/// a time in milliseconds, so restarts do not extend its grace period.
+pub const ROTATION_FILE: &str = "token-rotation";
+
+/// When tokens of `previous` stop being accepted: `grace` after the first start that
+/// named this previous secret (remembered in the data directory), not after this start.
+pub fn rotation_deadline(
+    data_dir: &Path,
+    previous: &str,
+    grace: std::time::Duration,
+) -> anyhow::Result<u64> {
+    use sha2::{Digest, Sha256};
+    let path = data_dir.join(ROTATION_FILE);
+    let digest: String = Sha256::digest(previous.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let remembered = read(&path)?.and_then(|text| {
+        let (stored, started) = text.split_once(' ')?;
+        (stored == digest).then(|| started.parse::<u64>().ok())?
+    });
+    let started = match remembered {
+        Some(started) => started,
+        None => {
+            let now = ripplekv_core::now_ms();
+            write_private(data_dir, &path, &format!("{digest} {now}"))?;
+            now
+        }
+    };
+    let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+    Ok(started.saturating_add(grace_ms))
+}
 
 /// Returns the stored API key, generating and storing one if there is none.
 pub fn api_key(data_dir: &Path) -> anyhow::Result<String> {
@@ -98,5 +130,28 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600, "{file}");
         }
+    }
+
+    #[test]
+    fn a_rotation_deadline_does_not_move_on_restart_but_a_new_rotation_starts_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let grace = std::time::Duration::from_secs(60);
+        let before = ripplekv_core::now_ms();
+        let first = rotation_deadline(dir.path(), "old-secret", grace).unwrap();
+        assert!(first >= before + 60_000);
+        // A restart with the same previous secret keeps the same deadline...
+        assert_eq!(
+            rotation_deadline(dir.path(), "old-secret", grace).unwrap(),
+            first
+        );
+        // ...even with a longer grace, which counts from the same start.
+        let longer = rotation_deadline(dir.path(), "old-secret", grace * 2).unwrap();
+        assert_eq!(longer, first + 60_000);
+        // The file holds a digest, never the secret.
+        let stored = std::fs::read_to_string(dir.path().join(ROTATION_FILE)).unwrap();
+        assert!(!stored.contains("old-secret"));
+        // Rotating out another secret starts a new period.
+        std::fs::write(dir.path().join(ROTATION_FILE), "deadbeef 1\n").unwrap();
+        assert!(rotation_deadline(dir.path(), "old-secret", grace).unwrap() >= before + 60_000);
     }
 }

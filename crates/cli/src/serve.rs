@@ -75,7 +75,13 @@ async fn serve(settings: crate::settings::Settings) -> anyhow::Result<()> {
         .previous_token_secret
         .clone()
         .map(String::into_bytes);
-    config.token_rotation_grace = settings.token_rotation_grace;
+    if let Some(previous) = &settings.previous_token_secret {
+        config.previous_token_secret_until_ms = secrets::rotation_deadline(
+            &settings.data_dir,
+            previous,
+            settings.token_rotation_grace,
+        )?;
+    }
     ripplekv_server::run(config, Arc::new(store), listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -50,10 +50,12 @@ pub struct ServerConfig {
     /// make; `None` for no limit.
     pub ip_rate_limit: Option<RateLimit>,
     /// The secret that signed tokens before the current one; its tokens are still
-    /// accepted for `token_rotation_grace` after start.
+    /// accepted until `previous_token_secret_until_ms`.
     pub previous_token_secret: Option<Vec<u8>>,
-    /// How long tokens signed with `previous_token_secret` stay accepted.
-    pub token_rotation_grace: Duration,
+    /// When tokens signed with `previous_token_secret` stop being accepted, in
+    /// milliseconds since the Unix epoch; connections opened with one are closed then.
+    /// An absolute time, so restarting the server does not extend the grace period.
+    pub previous_token_secret_until_ms: u64,
 }
 
 /// Bytes tungstenite reads from the socket at a time. Its default (128 KiB) would be
@@ -82,7 +84,7 @@ impl ServerConfig {
             credential_rate_limit: None,
             ip_rate_limit: None,
             previous_token_secret: None,
-            token_rotation_grace: Duration::from_secs(2 * 3600),
+            previous_token_secret_until_ms: 0,
         }
     }
 

@@ -109,12 +109,7 @@ fn tokens(config: &ServerConfig) -> Tokens {
     let tokens = Tokens::new(config.token_secret.clone(), config.token_lifetime);
     match &config.previous_token_secret {
         Some(previous) => {
-            let grace_ms =
-                u64::try_from(config.token_rotation_grace.as_millis()).unwrap_or(u64::MAX);
-            tokens.with_previous(
-                previous.clone(),
-                ripplekv_core::now_ms().saturating_add(grace_ms),
-            )
+            tokens.with_previous(previous.clone(), config.previous_token_secret_until_ms)
         }
         None => tokens,
     }

@@ -55,6 +55,9 @@ pub(crate) struct CompiledToken {
     pub(crate) expires_ms: u64,
     /// The token's MAC: identifies it (for rate limits) without holding its grants.
     pub(crate) mac: [u8; MAC_BYTES],
+    /// For a token signed with the previous secret: when the grace period ends, and
+    /// with it every connection the token opened.
+    pub(crate) retires_at_ms: Option<u64>,
 }
 
 /// A secret being retired: still accepted for verification until `until_ms`.
@@ -155,11 +158,11 @@ impl Tokens {
             mac.verify_slice(tag).is_ok() // constant-time comparison
         };
         let accepted_until = if signed_by(&self.secret) {
-            u64::MAX
+            None
         } else {
             match &self.previous {
                 Some(previous) if now_ms < previous.until_ms && signed_by(&previous.secret) => {
-                    previous.until_ms
+                    Some(previous.until_ms)
                 }
                 _ => return None,
             }
@@ -178,8 +181,9 @@ impl Tokens {
                 .map(Pattern::compile)
                 .transpose()
                 .ok()?,
-            expires_ms: claims.expires_ms.min(accepted_until),
+            expires_ms: claims.expires_ms.min(accepted_until.unwrap_or(u64::MAX)),
             mac: tag.try_into().ok()?,
+            retires_at_ms: accepted_until,
         })
     }
 }
@@ -252,6 +256,7 @@ mod tests {
         // Accepted during the grace period, but only until it ends, even from the cache.
         let compiled = rotated.verify(&old_token, 1_000).unwrap();
         assert_eq!(compiled.expires_ms, 30_000);
+        assert_eq!(compiled.retires_at_ms, Some(30_000));
         assert!(rotated.verify(&old_token, 29_999).is_some());
         assert!(rotated.verify(&old_token, 30_000).is_none());
         // Uncached, after the grace period: refused outright.

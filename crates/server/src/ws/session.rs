@@ -42,6 +42,8 @@ pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 /// Close code for a subscriber that cannot keep up (RFC 6455 "policy violation").
 pub const CLOSE_SLOW_CONSUMER: u16 = 1008;
+/// Close code for a connection whose credentials stopped being accepted.
+const CLOSE_POLICY: u16 = 1008;
 
 /// Slow consumers closed since the process started (reported in the logs).
 static SLOW_CONSUMER_CLOSES: AtomicU64 = AtomicU64::new(0);
@@ -145,11 +147,18 @@ where
             .max(Duration::from_millis(10)),
     );
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let retired = retirement(&context.principal);
+    tokio::pin!(retired);
     loop {
         let frame = tokio::select! {
             biased;
             () = context.shutdown.cancelled() => {
                 let _ = outbox.send(close(CLOSE_GOING_AWAY, "server shutting down")).await;
+                return;
+            }
+            () = &mut retired => {
+                let reason = "token no longer accepted: the secret that signed it was rotated out";
+                let _ = outbox.send(close(CLOSE_POLICY, reason)).await;
                 return;
             }
             () = outbox.slow().cancelled() => return,
@@ -279,6 +288,20 @@ where
     tracing::warn!(slow_consumer_closes = total, "closing a slow consumer");
     let goodbye = sink.send(close(CLOSE_SLOW_CONSUMER, "slow consumer"));
     let _ = tokio::time::timeout(timeout, goodbye).await;
+}
+
+/// Resolves when the connection's token stops being accepted: the end of the grace
+/// period of a rotated-out secret. Never, for API keys and current tokens (a token's
+/// own expiry applies when connecting, as with HPKV).
+async fn retirement(principal: &Principal) {
+    let Principal::Token(token) = principal else {
+        return std::future::pending().await;
+    };
+    let Some(at_ms) = token.retires_at_ms else {
+        return std::future::pending().await;
+    };
+    let wait = at_ms.saturating_sub(ripplekv_core::now_ms());
+    tokio::time::sleep(Duration::from_millis(wait)).await;
 }
 
 fn close(code: u16, reason: &str) -> Message {

@@ -8,10 +8,12 @@
 use std::time::Duration;
 
 use anyhow::Result;
+use ripplekv_core::now_ms;
 use ripplekv_server::{RateLimit, ServerConfig};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::{assert_error, assert_ok, http, TestServer, Ws, KEY, SECRET};
 
@@ -201,7 +203,7 @@ async fn a_rotated_secret_keeps_old_tokens_valid_for_the_grace_period() -> Resul
     let rotated = |grace: Duration| {
         let mut config = ServerConfig::new(vec![KEY.into()], b"the-new-secret".to_vec());
         config.previous_token_secret = Some(SECRET.to_vec());
-        config.token_rotation_grace = grace;
+        config.previous_token_secret_until_ms = now_ms() + grace.as_millis() as u64;
         config
     };
     let during = TestServer::start_with(rotated(Duration::from_secs(3600)), None).await?;
@@ -225,5 +227,24 @@ async fn a_rotated_secret_keeps_old_tokens_valid_for_the_grace_period() -> Resul
         }
         other => panic!("expected a 403 after the grace period, got {other:?}"),
     }
-    after.stop().await
+    after.stop().await?;
+
+    // A connection opened with an old token during the grace period is closed when
+    // the period ends; one opened with a new token stays.
+    let ending = TestServer::start_with(rotated(Duration::from_millis(500)), None).await?;
+    let mut old = ending.ws_token(&old_token).await?;
+    old.assert_alive().await?;
+    let new_token = ending.token(json!({"accessPattern": "r*"})).await?;
+    let mut new = ending.ws_token(&new_token).await?;
+    let frame = loop {
+        match old.next_message().await? {
+            Message::Close(frame) => break frame.expect("a close frame with a code"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(frame.code), 1008);
+    assert!(frame.reason.contains("rotated out"), "{}", frame.reason);
+    new.assert_alive().await?;
+    ending.stop().await
 }

@@ -6,10 +6,16 @@
 //! read on a blocking thread and sent in chunks through a small channel, so a slow
 //! reader holds at most a few chunks in memory. If reading fails midway, the response
 //! is cut off before the trailer, which tells the client the snapshot is incomplete.
+//!
+//! A snapshot holds a read transaction, which keeps the pages it sees from being
+//! reused, and a blocking thread. So at most [`MAX_SNAPSHOTS`] run at once (more get
+//! 503), and a client that stops reading for [`STALL_TIMEOUT`] is abandoned.
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ripplekv_core::now_ms;
 use ripplekv_proto::snapshot::{Entry, Header, Line, Trailer};
@@ -23,6 +29,10 @@ use crate::wire::HttpError;
 const CHUNK_BYTES: usize = 64 * 1024;
 /// Chunks that may wait for a slow reader.
 const CHUNKS_QUEUED: usize = 4;
+/// Snapshots streamed at once.
+pub(crate) const MAX_SNAPSHOTS: usize = 2;
+/// How long a chunk may wait for the client to read before the snapshot is abandoned.
+const STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 type Chunk = Result<Bytes, std::io::Error>;
 
@@ -31,9 +41,25 @@ pub(crate) async fn get_snapshot(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     authorize(&state, &headers)?;
+    let Ok(permit) = Arc::clone(state.snapshots()).try_acquire_owned() else {
+        return Err(HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{MAX_SNAPSHOTS} snapshots are already being taken; try again when one finishes"
+            ),
+        ));
+    };
     let snapshot = state.ops().store().snapshot().await?;
     let (chunks, queued) = mpsc::channel::<Chunk>(CHUNKS_QUEUED);
+    let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        // Hands a chunk to the response; false if the client is gone or stalled.
+        let send = |chunk: Chunk| {
+            runtime
+                .block_on(tokio::time::timeout(STALL_TIMEOUT, chunks.send(chunk)))
+                .is_ok_and(|sent| sent.is_ok())
+        };
         let header = Line::Header(Header::new(snapshot.revision, now_ms(), snapshot.keys));
         let mut buffer = format!("{}\n", header.to_json());
         let mut records = 0u64;
@@ -42,7 +68,7 @@ pub(crate) async fn get_snapshot(
                 Ok(record) => record,
                 Err(err) => {
                     tracing::error!(error = %err, "snapshot read failed; response cut short");
-                    let _ = chunks.blocking_send(Err(std::io::Error::other("snapshot failed")));
+                    send(Err(std::io::Error::other("snapshot failed")));
                     return;
                 }
             };
@@ -57,15 +83,15 @@ pub(crate) async fn get_snapshot(
             records += 1;
             if buffer.len() >= CHUNK_BYTES {
                 let chunk = Bytes::from(std::mem::take(&mut buffer));
-                if chunks.blocking_send(Ok(chunk)).is_err() {
-                    return; // the client went away
+                if !send(Ok(chunk)) {
+                    return; // the client went away or stopped reading
                 }
             }
         }
         let trailer = Line::Trailer(Trailer { end: true, records });
         buffer.push_str(&trailer.to_json());
         buffer.push('\n');
-        let _ = chunks.blocking_send(Ok(Bytes::from(buffer)));
+        send(Ok(Bytes::from(buffer)));
     });
     let stream = futures_util::stream::unfold(queued, |mut queued| async move {
         queued.recv().await.map(|chunk| (chunk, queued))

@@ -47,8 +47,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(state.clone(), count_rest))
+        // Inside `count_rest`, so requests refused by the per-IP limit are counted (429).
         .layer(middleware::from_fn_with_state(state.clone(), limit_ip))
+        .layer(middleware::from_fn_with_state(state.clone(), count_rest))
         .layer(middleware::from_fn(cors))
         .with_state(state)
 }
@@ -109,7 +110,7 @@ async fn limit_ip(State(state): State<AppState>, request: Request, next: Next) -
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
     if let Some(ip) = client {
-        if let Err(wait) = state.ip_limits().check(&Subject::Ip(ip)) {
+        if let Err(wait) = state.ip_limits().check(&Subject::client(ip)) {
             return HttpError::rate_limited(wait).into_response();
         }
     }

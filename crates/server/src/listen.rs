@@ -46,6 +46,8 @@ pub(crate) async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
+                // One client's connection failed before it was accepted: nothing to wait for.
+                Err(err) if is_connection_error(&err) => continue,
                 Err(err) => {
                     tracing::warn!(error = %err, "accept failed");
                     tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
@@ -76,9 +78,19 @@ pub(crate) async fn serve(
             }
         });
     }
+    // New clients are refused from here on rather than left waiting in the backlog.
+    drop(listener);
     closing.cancel();
     connections.close();
     connections.wait().await;
+}
+
+fn is_connection_error(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    matches!(
+        err.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    )
 }
 
 /// The router as a hyper service whose requests carry the client's address, for

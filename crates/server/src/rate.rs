@@ -6,13 +6,15 @@
 //! are off unless configured: HPKV clients treat any 429 as a failure.
 //!
 //! Buckets live in one map behind a mutex; a check is a hash lookup and a little
-//! arithmetic. The map is bounded: when it grows past [`MAX_SUBJECTS`], buckets that
-//! have refilled completely (their subjects are idle, so forgetting them changes
-//! nothing) are dropped, and if that is not enough the map is emptied, which at worst
-//! grants a burst again rather than letting memory grow with every address seen.
+//! arithmetic. The map is bounded: when it is full ([`MAX_SUBJECTS`]), buckets that
+//! have refilled completely are dropped (their subjects are idle, so forgetting them
+//! changes nothing), at most once a second so a flood of new subjects cannot make
+//! every request scan the map. If every bucket is in use, a new subject is refused
+//! until some refill: an attacker with many addresses can delay newcomers, but can
+//! neither grow memory nor reset anyone's bucket. IPv6 clients are counted per /64,
+//! the block one host usually owns.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -21,6 +23,10 @@ use std::time::{Duration, Instant};
 
 /// Subjects remembered before idle buckets are dropped.
 const MAX_SUBJECTS: usize = 100_000;
+/// Least time between two sweeps of idle buckets.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// Slowest rate accepted, so a retry hint always fits in a `Duration`.
+const MIN_RATE: f64 = 0.001;
 
 /// A rate: requests per second, and how many may come at once after a quiet period.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,8 +48,8 @@ impl FromStr for RateLimit {
             .trim()
             .parse()
             .ok()
-            .filter(|rate: &f64| rate.is_finite() && *rate > 0.0)
-            .ok_or_else(|| format!("rate limit {text:?}: expected RATE or RATE:BURST with RATE > 0 requests per second"))?;
+            .filter(|rate: &f64| rate.is_finite() && *rate >= MIN_RATE)
+            .ok_or_else(|| format!("rate limit {text:?}: expected RATE or RATE:BURST with RATE at least {MIN_RATE} requests per second"))?;
         let burst = match burst {
             Some(burst) => burst
                 .trim()
@@ -57,12 +63,6 @@ impl FromStr for RateLimit {
     }
 }
 
-impl fmt::Display for RateLimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.per_second, self.burst)
-    }
-}
-
 /// Who a rate limit is counted against.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Subject {
@@ -70,7 +70,8 @@ pub(crate) enum Subject {
     ApiKey(usize),
     /// A token, by the MAC that ends it: unique per token, and not the grant itself.
     Token([u8; 32]),
-    /// A client address, for HTTP routes and upgrades.
+    /// A client address (IPv6 by /64, see [`Subject::client`]), for HTTP routes and
+    /// upgrades.
     Ip(IpAddr),
 }
 
@@ -80,18 +81,43 @@ struct Bucket {
     updated: Instant,
 }
 
+impl Subject {
+    /// The subject for a client address: IPv4 as is, IPv6 by its /64 prefix.
+    pub(crate) fn client(ip: IpAddr) -> Subject {
+        match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Subject::Ip(IpAddr::V4(v4)),
+                None => {
+                    let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                    Subject::Ip(IpAddr::V6(prefix.into()))
+                }
+            },
+            v4 => Subject::Ip(v4),
+        }
+    }
+}
+
 /// Rate limits for one kind of subject; a no-op when not configured.
 #[derive(Debug)]
 pub(crate) struct RateLimiter<K = Subject> {
     limit: Option<RateLimit>,
-    buckets: Mutex<HashMap<K, Bucket>>,
+    buckets: Mutex<Buckets<K>>,
+}
+
+#[derive(Debug)]
+struct Buckets<K> {
+    by_subject: HashMap<K, Bucket>,
+    last_sweep: Option<Instant>,
 }
 
 impl<K: Hash + Eq + Clone> RateLimiter<K> {
     pub(crate) fn new(limit: Option<RateLimit>) -> Self {
         RateLimiter {
             limit,
-            buckets: Mutex::default(),
+            buckets: Mutex::new(Buckets {
+                by_subject: HashMap::new(),
+                last_sweep: None,
+            }),
         }
     }
 
@@ -105,14 +131,23 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             return Ok(());
         };
         let burst = f64::from(limit.burst);
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        if buckets.len() >= MAX_SUBJECTS && !buckets.contains_key(subject) {
-            buckets.retain(|_, bucket| refilled(bucket, limit, now) < burst);
-            if buckets.len() >= MAX_SUBJECTS {
-                buckets.clear();
+        let mut guard = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let buckets = &mut *guard;
+        if buckets.by_subject.len() >= MAX_SUBJECTS && !buckets.by_subject.contains_key(subject) {
+            let due = buckets
+                .last_sweep
+                .is_none_or(|last| now.saturating_duration_since(last) >= SWEEP_INTERVAL);
+            if due {
+                buckets.last_sweep = Some(now);
+                buckets
+                    .by_subject
+                    .retain(|_, bucket| refilled(bucket, limit, now) < burst);
+            }
+            if buckets.by_subject.len() >= MAX_SUBJECTS {
+                return Err(SWEEP_INTERVAL);
             }
         }
-        let bucket = buckets.entry(subject.clone()).or_insert(Bucket {
+        let bucket = buckets.by_subject.entry(subject.clone()).or_insert(Bucket {
             tokens: burst,
             updated: now,
         });
@@ -132,6 +167,7 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         self.buckets
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .by_subject
             .len()
     }
 }
@@ -165,7 +201,7 @@ mod tests {
         );
         assert_eq!("0.5:3".parse::<RateLimit>().unwrap().burst, 3);
         assert_eq!("0.5".parse::<RateLimit>().unwrap().burst, 1);
-        for bad in ["", "0", "-1", "x", "10:0", "10:-2", "NaN", "inf"] {
+        for bad in ["", "0", "1e-30", "-1", "x", "10:0", "10:-2", "NaN", "inf"] {
             assert!(bad.parse::<RateLimit>().is_err(), "{bad:?} accepted");
         }
     }
@@ -206,12 +242,40 @@ mod tests {
     }
 
     #[test]
-    fn the_subject_map_stays_bounded() {
+    fn the_subject_map_stays_bounded_and_is_never_reset() {
         let limiter = limiter("1:1");
         let now = Instant::now();
-        for subject in 0..(MAX_SUBJECTS as u32 + 10) {
-            let _ = limiter.check_at(&subject, now);
+        for subject in 0..MAX_SUBJECTS as u32 {
+            assert!(limiter.check_at(&subject, now).is_ok());
         }
-        assert!(limiter.subjects() <= MAX_SUBJECTS);
+        // Full of subjects that are all in use: a newcomer waits, nobody is forgotten.
+        let newcomer = MAX_SUBJECTS as u32;
+        assert_eq!(limiter.check_at(&newcomer, now), Err(SWEEP_INTERVAL));
+        assert!(
+            limiter.check_at(&0, now).is_err(),
+            "subject 0 kept its empty bucket"
+        );
+        assert_eq!(limiter.subjects(), MAX_SUBJECTS);
+        // Once the others have refilled (gone idle), a sweep makes room.
+        let later = now + Duration::from_secs(2);
+        assert!(limiter.check_at(&newcomer, later).is_ok());
+        assert!(limiter.subjects() < MAX_SUBJECTS);
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64_block() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            Subject::client(ip("2001:db8:1:2:aaaa::1")),
+            Subject::client(ip("2001:db8:1:2:ffff::9"))
+        );
+        assert_ne!(
+            Subject::client(ip("2001:db8:1:2::1")),
+            Subject::client(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(
+            Subject::client(ip("::ffff:192.0.2.7")),
+            Subject::Ip(ip("192.0.2.7"))
+        );
     }
 }

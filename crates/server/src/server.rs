@@ -49,6 +49,7 @@ pub async fn run(
         listen::serve(listener, router, handshake_timeout, signal).await;
         Ok::<(), std::io::Error>(())
     });
+    let serving = served.abort_handle();
     let early_end = tokio::select! {
         outcome = &mut served => Some(outcome),
         () = stopping.cancelled() => None,
@@ -72,6 +73,8 @@ pub async fn run(
                 sessions = state.sessions().len(),
                 "sessions still open after the grace period; closing the store anyway"
             );
+            // HTTP connections still draining go with it, and release the port.
+            serving.abort();
             Ok(())
         }
     };

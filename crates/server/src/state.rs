@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use ripplekv_core::Store;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -30,6 +31,8 @@ struct Inner {
     credential_limits: Arc<RateLimiter>,
     /// HTTP requests per client address.
     ip_limits: RateLimiter,
+    /// Snapshots that may stream at once.
+    snapshots: Arc<Semaphore>,
     config: ServerConfig,
     /// Cancelled when shutdown starts: every session sends a close frame and ends.
     shutdown: CancellationToken,
@@ -51,6 +54,7 @@ impl AppState {
                 metrics: Arc::default(),
                 credential_limits: Arc::new(RateLimiter::new(config.credential_rate_limit)),
                 ip_limits: RateLimiter::new(config.ip_rate_limit),
+                snapshots: Arc::new(Semaphore::new(crate::admin::MAX_SNAPSHOTS)),
                 config,
                 shutdown: CancellationToken::new(),
                 sessions: TaskTracker::new(),
@@ -85,6 +89,10 @@ impl AppState {
     /// Counts one request against `subject`'s credential limit.
     pub(crate) fn admit(&self, subject: &Subject) -> Result<(), std::time::Duration> {
         self.inner.credential_limits.check(subject)
+    }
+
+    pub(crate) fn snapshots(&self) -> &Arc<Semaphore> {
+        &self.inner.snapshots
     }
 
     pub(crate) fn ip_limits(&self) -> &RateLimiter {

@@ -182,12 +182,17 @@ fn rate_limited(
     )
 }
 
-/// The reply to a binary frame: HPKV speaks JSON text frames only.
-pub(crate) fn binary_refused() -> String {
-    reply::error(
-        400,
-        "Binary frames are not supported; send each request as a JSON text frame",
-        None,
-        None,
-    )
+/// Answers a binary frame: HPKV speaks JSON text frames only. It counts against the
+/// rate limit like any other frame.
+pub(crate) async fn handle_binary(conn: &Connection) -> Result<(), Closed> {
+    let frame = match conn.rate_limits.check(&conn.subject) {
+        Err(wait) => rate_limited(wait, None, None),
+        Ok(()) => reply::error(
+            400,
+            "Binary frames are not supported; send each request as a JSON text frame",
+            None,
+            None,
+        ),
+    };
+    conn.send(frame).await
 }

@@ -187,11 +187,7 @@ where
             Some(Ok(Message::Text(text))) => {
                 Box::pin(dispatch::handle_text(connection, text.as_str())).await
             }
-            Some(Ok(Message::Binary(_))) => {
-                outbox
-                    .send(Message::Text(dispatch::binary_refused().into()))
-                    .await
-            }
+            Some(Ok(Message::Binary(_))) => dispatch::handle_binary(connection).await,
             // tungstenite answers pings itself; pongs need nothing.
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
             Some(Err(err)) => {

@@ -52,6 +52,8 @@ async fn a_key_over_its_rate_gets_429_with_a_hint_and_nothing_is_written() -> Re
     // Garbage counts too, and the connection is still open and answering.
     ws.send_text("not json").await?;
     assert_error(&ws.recv().await?, 429, "retry after");
+    ws.send_raw(Message::binary(b"binary".to_vec())).await?;
+    assert_error(&ws.recv().await?, 429, "retry after");
 
     // REST with the same key shares the bucket, and says when to retry.
     let rest = server.http("GET", "/record/k0", None).await?;

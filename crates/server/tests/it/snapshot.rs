@@ -105,3 +105,61 @@ async fn since_beyond_the_store_history_asks_for_a_resync() -> Result<()> {
     assert_eq!(ws.notification().await?["value"], "w");
     server.stop().await
 }
+
+#[tokio::test]
+async fn at_most_two_snapshots_stream_at_once() -> Result<()> {
+    let server = TestServer::start().await?;
+    let mut ws = server.ws().await?;
+    // 24 MB: more than socket buffers absorb, so unread snapshots stay in progress.
+    let value = "v".repeat(60_000);
+    for i in 0..400 {
+        assert_ok(
+            &ws.request(json!({"op": "set", "key": format!("big:{i:03}"), "value": value}))
+                .await?,
+        );
+    }
+    let request = format!(
+        "GET /admin/snapshot HTTP/1.1\r\nHost: x\r\nx-api-key: {}\r\n\r\n",
+        crate::common::KEY
+    );
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut socket = tokio::net::TcpStream::connect(server.addr).await?;
+        tokio::io::AsyncWriteExt::write_all(&mut socket, request.as_bytes()).await?;
+        // Wait for the response to start, so the snapshot is surely running.
+        let mut first = [0u8; 12];
+        tokio::io::AsyncReadExt::read_exact(&mut socket, &mut first).await?;
+        assert_eq!(&first, b"HTTP/1.1 200");
+        stalled.push(socket);
+    }
+    let third = http(
+        server.addr,
+        "GET",
+        "/admin/snapshot",
+        &[("x-api-key", crate::common::KEY)],
+        None,
+    )
+    .await?;
+    assert_eq!(third.status, 503, "{third:?}");
+    assert!(third.body["error"]
+        .as_str()
+        .unwrap()
+        .contains("already being taken"));
+    // When one finishes (its client leaves), another may start.
+    drop(stalled);
+    let lines = loop {
+        match crate::common::http_raw(
+            server.addr,
+            "GET",
+            "/admin/snapshot",
+            &[("x-api-key", crate::common::KEY)],
+        )
+        .await
+        {
+            Ok(raw) if raw.head.starts_with("HTTP/1.1 200") => break raw.body,
+            _ => tokio::task::yield_now().await,
+        }
+    };
+    assert!(lines.lines().last().unwrap().contains("\"records\":400"));
+    server.stop().await
+}

@@ -198,8 +198,26 @@ async fn an_export_imports_into_another_server() -> Result<()> {
     );
     assert_eq!(text.lines().count(), 301);
     // A backup is accepted by import too; a wrong key is refused and writes no file.
-    let refused = ripplekv(&["backup", &path(work.path(), "x.jsonl")], None).await?;
-    assert!(!refused.status.success());
+    let wrong_key = ripplekv(
+        &[
+            "backup",
+            &path(work.path(), "x.jsonl"),
+            "--url",
+            &source_url,
+            "--api-key",
+            "wrong",
+        ],
+        None,
+    )
+    .await?;
+    assert!(!wrong_key.status.success());
+    assert!(String::from_utf8(wrong_key.stderr)?.contains("Invalid API key (401)"));
+    for leftover in ["x.jsonl", "x.jsonl.partial"] {
+        assert!(
+            !work.path().join(leftover).exists(),
+            "{leftover} was left behind"
+        );
+    }
     source.child.kill().await?;
 
     let mut target = common::start(&work.path().join("target")).await?;

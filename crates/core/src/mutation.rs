@@ -331,6 +331,11 @@ pub fn plan(
 /// An object nested too deeply for the JSON parser (128 levels) is refused rather
 /// than appended to: appending would turn a document into text that is not JSON.
 fn merge_or_append(current: &str, patch: &str) -> Result<String, Error> {
+    let looks_like_object = |text: &str| text.trim_start().starts_with('{');
+    if !(looks_like_object(current) && looks_like_object(patch)) {
+        // Not two objects, so never a merge: PATCH appends.
+        return Ok(format!("{current}{patch}"));
+    }
     let objects = (
         parse_for_merge(current, "stored value")?,
         parse_for_merge(patch, "PATCH value")?,
@@ -344,19 +349,16 @@ fn merge_or_append(current: &str, patch: &str) -> Result<String, Error> {
     })
 }
 
-/// The JSON in `text`, `None` if it is not JSON, or an error if it is an object the
-/// parser cannot read for depth.
+/// The JSON in `text` (which starts with `{`), `None` if it is not JSON, or an error
+/// if it is an object the parser cannot read for depth.
 fn parse_for_merge(text: &str, what: &str) -> Result<Option<Value>, Error> {
     match serde_json::from_str::<Value>(text) {
         Ok(value) => Ok(Some(value)),
-        Err(err)
-            if text.trim_start().starts_with('{')
-                && err.to_string().contains("recursion limit") =>
-        {
-            Err(Error::invalid(format!(
-                "The {what} is a JSON object nested deeper than 128 levels; it cannot be merged"
-            )))
-        }
+        // serde_json has no error kind for its depth limit; its message is the only
+        // sign. If the wording ever changes, the unit test below fails.
+        Err(err) if err.to_string().contains("recursion limit") => Err(Error::invalid(format!(
+            "The {what} is a JSON object nested deeper than 128 levels; it cannot be merged"
+        ))),
         Err(_) => Ok(None),
     }
 }
@@ -432,6 +434,9 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("stored value is a JSON object nested deeper"));
+        // Text appended to a deep object is an append, not a merge: allowed.
+        let (stored, _) = put(WriteOp::Patch(" tail".into()), Some(&deep));
+        assert_eq!(stored, format!("{deep} tail"));
         // Deep arrays are not objects: appending is what PATCH does to them.
         let deep_array = format!("{}{}", "[".repeat(200), "]".repeat(200));
         let (stored, _) = put(WriteOp::Patch("x".into()), Some(&deep_array));

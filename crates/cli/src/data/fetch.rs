@@ -77,15 +77,19 @@ struct LineReader {
 impl LineReader {
     fn push(&mut self, data: &[u8], sink: &mut dyn SnapshotSink) -> anyhow::Result<()> {
         self.partial.extend_from_slice(data);
-        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=end).collect();
-            let text = std::str::from_utf8(&line[..end]).context("snapshot line is not UTF-8")?;
+        // Lines are read in place; the consumed part is removed once per chunk.
+        let mut start = 0;
+        while let Some(length) = self.partial[start..].iter().position(|&b| b == b'\n') {
+            let line = &self.partial[start..start + length];
+            start += length + 1;
+            let text = std::str::from_utf8(line).context("snapshot line is not UTF-8")?;
             match self.checker.accept(text)? {
                 Accepted::Header(header) => sink.header(&header)?,
                 Accepted::Entry(entry) => sink.entry(entry)?,
                 Accepted::Trailer => {}
             }
         }
+        self.partial.drain(..start);
         Ok(())
     }
 

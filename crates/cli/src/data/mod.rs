@@ -125,35 +125,55 @@ impl SnapshotSink for FileSink {
     }
 }
 
-async fn backup(file: &Path, connection: &Connection) -> anyhow::Result<()> {
-    let partial = file.with_extension("partial");
-    let out =
-        File::create(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
-    let mut sink = FileSink {
-        out: BufWriter::new(Box::new(out.try_clone()?)),
-        bar: progress("backup"),
-        plain: false,
-    };
-    let fetched = fetch_snapshot(connection.url(), &connection.api_key()?, &mut sink).await;
-    let (header, records) = match fetched {
-        Ok(fetched) => fetched,
-        Err(err) => {
-            let _ = std::fs::remove_file(&partial);
-            return Err(err);
+/// `FILE.partial`: where a file is written before it is complete.
+fn partial_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// Streams the snapshot into `FILE.partial`, then fsyncs and renames it to `file`,
+/// so `file` only ever holds a complete snapshot. Nothing is left behind on failure.
+async fn fetch_into_file(
+    file: &Path,
+    connection: &Connection,
+    label: &'static str,
+    plain: bool,
+) -> anyhow::Result<(Header, u64)> {
+    let partial = partial_path(file);
+    let written = async {
+        let out = File::create(&partial)
+            .with_context(|| format!("cannot create {}", partial.display()))?;
+        let mut sink = FileSink {
+            out: BufWriter::new(Box::new(out.try_clone()?)),
+            bar: progress(label),
+            plain,
+        };
+        let (header, records) =
+            fetch_snapshot(connection.url(), &connection.api_key()?, &mut sink).await?;
+        if !plain {
+            let trailer = Line::Trailer(Trailer { end: true, records });
+            writeln!(sink.out, "{}", trailer.to_json())?;
         }
-    };
-    writeln!(
-        sink.out,
-        "{}",
-        Line::Trailer(Trailer { end: true, records }).to_json()
-    )?;
-    sink.out.flush()?;
-    drop(sink.out);
-    out.sync_all()
-        .with_context(|| format!("cannot sync {}", partial.display()))?;
-    std::fs::rename(&partial, file)
-        .with_context(|| format!("cannot rename {} to {}", partial.display(), file.display()))?;
-    sink.bar.finish_and_clear();
+        sink.out.flush()?;
+        drop(sink.out);
+        out.sync_all()
+            .with_context(|| format!("cannot sync {}", partial.display()))?;
+        std::fs::rename(&partial, file).with_context(|| {
+            format!("cannot rename {} to {}", partial.display(), file.display())
+        })?;
+        sink.bar.finish_and_clear();
+        anyhow::Ok((header, records))
+    }
+    .await;
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
+
+async fn backup(file: &Path, connection: &Connection) -> anyhow::Result<()> {
+    let (header, records) = fetch_into_file(file, connection, "backup", false).await?;
     println!(
         "backed up {records} records at revision {} to {}",
         header.revision,
@@ -163,28 +183,23 @@ async fn backup(file: &Path, connection: &Connection) -> anyhow::Result<()> {
 }
 
 async fn export(file: &Path, connection: &Connection) -> anyhow::Result<()> {
-    let to_stdout = file.as_os_str() == "-";
-    let out: Box<dyn Write> = if to_stdout {
-        Box::new(std::io::stdout())
-    } else {
-        Box::new(File::create(file).with_context(|| format!("cannot create {}", file.display()))?)
-    };
-    let mut sink = FileSink {
-        out: BufWriter::new(out),
-        bar: progress("export"),
-        plain: true,
-    };
-    let (header, records) =
+    if file.as_os_str() == "-" {
+        let mut sink = FileSink {
+            out: BufWriter::new(Box::new(std::io::stdout())),
+            bar: progress("export"),
+            plain: true,
+        };
         fetch_snapshot(connection.url(), &connection.api_key()?, &mut sink).await?;
-    sink.out.flush()?;
-    sink.bar.finish_and_clear();
-    if !to_stdout {
-        println!(
-            "exported {records} records at revision {} to {}",
-            header.revision,
-            file.display()
-        );
+        sink.out.flush()?;
+        sink.bar.finish_and_clear();
+        return Ok(());
     }
+    let (header, records) = fetch_into_file(file, connection, "export", true).await?;
+    println!(
+        "exported {records} records at revision {} to {}",
+        header.revision,
+        file.display()
+    );
     Ok(())
 }
 
@@ -278,13 +293,12 @@ async fn import(file: &Path, concurrency: usize, connection: &Connection) -> any
     let bar = progress("import");
     bar.set_length(total);
     let client = connection.client().await?;
-    let now = now_ms();
     let skipped = std::cell::Cell::new(0u64);
     let writes = futures_util::stream::iter(open_lines(file)?.enumerate())
         .map(|(number, line)| import_line(number, line))
         .try_filter_map(|entry| {
             let kept = entry.filter(|entry| match entry.expires_at_ms {
-                Some(at) if at <= now => {
+                Some(at) if at <= now_ms() => {
                     skipped.set(skipped.get() + 1);
                     false
                 }
@@ -296,9 +310,11 @@ async fn import(file: &Path, concurrency: usize, connection: &Connection) -> any
         .map_ok(|entry| {
             let client = &client;
             async move {
+                // The time left is measured as each key is written, not when the
+                // import began, so a long import does not stretch TTLs.
                 let ttl = entry
                     .expires_at_ms
-                    .map(|at| Duration::from_millis(at.saturating_sub(now)));
+                    .map(|at| Duration::from_millis(at.saturating_sub(now_ms()).max(1)));
                 let options = WriteOptions {
                     if_revision: None,
                     ttl,

@@ -82,13 +82,14 @@ impl Index {
             .by_subscriber
             .get(&subscriber)
             .map_or(&[][..], Vec::as_slice);
-        let mut new: Vec<&str> = sources
+        // Hash sets keep this linear: both lists may hold a thousand patterns.
+        let known: std::collections::HashSet<&str> =
+            held.iter().map(|pattern| pattern.source()).collect();
+        let new: std::collections::HashSet<&str> = sources
             .iter()
             .map(String::as_str)
-            .filter(|source| !held.iter().any(|known| known.source() == *source))
+            .filter(|source| !known.contains(source))
             .collect();
-        new.sort_unstable();
-        new.dedup();
         held.len() + new.len()
     }
 

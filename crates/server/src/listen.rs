@@ -31,12 +31,14 @@ use tower::ServiceExt;
 /// loop does not spin while the process is out of descriptors.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains HTTP connections.
+/// Serves `router` on `listener` until `shutdown` resolves, then drains HTTP
+/// connections; `force` drops those still open (the grace period is over).
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     handshake_timeout: Duration,
     shutdown: impl Future<Output = ()>,
+    force: CancellationToken,
 ) {
     let connections = TaskTracker::new();
     let closing = CancellationToken::new();
@@ -62,6 +64,7 @@ pub(crate) async fn serve(
         }
         let service = with_client_address(router.clone(), remote);
         let closing = closing.clone();
+        let force = force.clone();
         connections.spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -73,7 +76,11 @@ pub(crate) async fn serve(
                 outcome = connection.as_mut() => log_outcome(outcome),
                 () = closing.cancelled() => {
                     connection.as_mut().graceful_shutdown();
-                    log_outcome(connection.await);
+                    tokio::select! {
+                        outcome = connection.as_mut() => log_outcome(outcome),
+                        // Dropping the connection closes its socket.
+                        () = force.cancelled() => {}
+                    }
                 }
             }
         });

@@ -45,11 +45,12 @@ pub async fn run(
     ));
     let router = http::router(state.clone());
     let handshake_timeout = state.config().handshake_timeout;
+    let force = CancellationToken::new();
+    let force_http = force.clone();
     let mut served = tokio::spawn(async move {
-        listen::serve(listener, router, handshake_timeout, signal).await;
+        listen::serve(listener, router, handshake_timeout, signal, force_http).await;
         Ok::<(), std::io::Error>(())
     });
-    let serving = served.abort_handle();
     let early_end = tokio::select! {
         outcome = &mut served => Some(outcome),
         () = stopping.cancelled() => None,
@@ -73,8 +74,8 @@ pub async fn run(
                 sessions = state.sessions().len(),
                 "sessions still open after the grace period; closing the store anyway"
             );
-            // HTTP connections still draining go with it, and release the port.
-            serving.abort();
+            // HTTP connections still draining are dropped, closing their sockets.
+            force.cancel();
             Ok(())
         }
     };

@@ -185,28 +185,42 @@ impl OutboxReceiver {
     pub(crate) async fn recv(&mut self) -> Option<Message> {
         loop {
             let arrival = self.shared.readable.notified();
-            if let Some(message) = self.shared.pop() {
-                return Some(message);
+            match self.shared.pop_or_finished() {
+                Ok(message) => return Some(message),
+                Err(Finished::Yes) => return None,
+                Err(Finished::No) => arrival.await,
             }
-            if self.shared.lock().senders == 0 {
-                return None;
-            }
-            arrival.await;
         }
     }
 
     /// The next frame if one is queued.
     pub(crate) fn try_recv(&mut self) -> Option<Message> {
-        self.shared.pop()
+        self.shared.pop_or_finished().ok()
     }
 }
 
+/// Why there was no frame to take.
+enum Finished {
+    /// Every sender is gone and the queue is empty: nothing more will come.
+    Yes,
+    /// The queue is empty for now.
+    No,
+}
+
 impl Shared {
-    /// Takes the oldest frame and wakes a sender waiting for room.
-    fn pop(&self) -> Option<Message> {
+    /// Takes the oldest frame and wakes a sender waiting for room. Emptiness and the
+    /// sender count are read under one lock, so a frame pushed by the last sender just
+    /// before it leaves is never mistaken for the end.
+    fn pop_or_finished(&self) -> Result<Message, Finished> {
         let message = {
             let mut state = self.lock();
-            let message = state.frames.pop_front()?;
+            let Some(message) = state.frames.pop_front() else {
+                return Err(if state.senders == 0 {
+                    Finished::Yes
+                } else {
+                    Finished::No
+                });
+            };
             state.bytes -= size(&message);
             if state.frames.is_empty() && state.frames.capacity() > IDLE_CAPACITY {
                 state.frames.shrink_to(IDLE_CAPACITY);
@@ -214,7 +228,7 @@ impl Shared {
             message
         };
         self.writable.notify_one();
-        Some(message)
+        Ok(message)
     }
 }
 

@@ -213,6 +213,13 @@ async fn write_frames<Out>(
     Out: Sink<Message> + Unpin,
     Out::Error: Display,
 {
+    // Once the reader is done nothing else will mark a stuck peer slow, so a write
+    // blocked by a peer that stopped reading gets the same last-words time, no more.
+    let give_up = async {
+        reading_done.cancelled().await;
+        tokio::time::sleep(last_words_timeout).await;
+    };
+    tokio::pin!(give_up);
     loop {
         let first = tokio::select! {
             biased;
@@ -239,6 +246,7 @@ async fn write_frames<Out>(
         let written = tokio::select! {
             biased;
             () = slow.cancelled() => return close_slow_consumer(&mut sink, last_words_timeout).await,
+            () = &mut give_up => return,
             written = write_batch(&mut sink, &mut queued, first) => written,
         };
         match written {
@@ -385,6 +393,26 @@ mod tests {
             .expect("the session waited forever on a client that does not read")
             .unwrap();
         assert!(hub.is_empty(), "the subscriber was not removed");
+    }
+
+    // A peer that stops reading after a few replies, without ever filling the outbox:
+    // its pings and the ping-timeout close queue up behind a blocked write, and the
+    // session must still end.
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stops_reading_without_filling_the_outbox_is_dropped() {
+        let context = context();
+        let frames = [
+            r#"{"op":"get","key":"a","messageId":1}"#,
+            r#"{"op":"get","key":"b","messageId":2}"#,
+        ];
+        let incoming = stream::iter(frames.map(|frame| Ok(Message::Text(frame.into()))))
+            .chain(stream::pending());
+        let (sink, _never_read) = mpsc::channel(1);
+        let session = tokio::spawn(run_session(PollSender::new(sink), incoming, context));
+        tokio::time::timeout(Duration::from_secs(600), session)
+            .await
+            .expect("the session waited forever on a blocked write")
+            .unwrap();
     }
 
     // A client that goes away (its stream ends) must end the session even when nothing

@@ -11,16 +11,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use regex::{Regex, RegexBuilder};
 use ripplekv_core::pattern::MAX_PATTERN_BYTES;
 use ripplekv_core::{Pattern, PatternKind};
 
-const META: &[char] = &[
-    '.', '^', '$', '|', '?', '*', '+', '(', ')', '[', ']', '{', '}', '\\',
-];
+#[path = "../../crates/core/tests/a5_reference/mod.rs"]
+mod a5_reference;
 
-/// The compiled-size limit of pattern.rs, so the reference falls back where it does.
-const MAX_COMPILED_BYTES: usize = 256 * 1024;
+use a5_reference::{reference, META};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -48,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
             .filter(|c| !META.contains(c))
             .collect::<String>()
     }));
-    let reference = reference(source);
+    let reference = reference(source, false);
     for key in &keys {
         let matched = compiled.matches(key);
         match compiled.kind() {
@@ -70,35 +67,3 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
-
-/// PROTOCOL.md A5 as written: each `*` not after `.` or `\` becomes `.*`, anchored;
-/// a pattern that does not compile is literal text with `*` as the wildcard. `None`
-/// when this direct reading cannot decide (see the end).
-fn reference(source: &str) -> Option<Regex> {
-    let mut expanded = String::new();
-    let mut previous = None;
-    for c in source.chars() {
-        if c == '*' && previous != Some('.') && previous != Some('\\') {
-            expanded.push_str(".*");
-        } else {
-            expanded.push(c);
-        }
-        previous = Some(c);
-    }
-    // "Does not compile" is about the pattern on its own: pasted into the anchors,
-    // `a)|(b` would compile (as `^(?:a)|(b)$`), though it is no regex.
-    let compiles = |regex: &str| {
-        RegexBuilder::new(regex)
-            .size_limit(MAX_COMPILED_BYTES)
-            .dfa_size_limit(MAX_COMPILED_BYTES)
-            .build()
-    };
-    if compiles(&expanded).is_err() {
-        let pieces: Vec<String> = source.split('*').map(regex::escape).collect();
-        let glob = Regex::new(&format!("^{}$", pieces.join("(?s:.*)")));
-        return Some(glob.expect("escaped text compiles"));
-    }
-    // A regex that compiles alone but not anchored this way (an `(?x)` comment eating
-    // the closing `)$`) is one this direct reading cannot decide.
-    compiles(&format!("^(?:{expanded})$")).ok()
-}

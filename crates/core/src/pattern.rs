@@ -21,7 +21,7 @@ use crate::Error;
 /// Longest pattern accepted, in bytes.
 pub const MAX_PATTERN_BYTES: usize = 1024;
 /// Most memory one compiled pattern may take.
-const MAX_COMPILED_BYTES: usize = 256 * 1024;
+pub const MAX_COMPILED_BYTES: usize = 256 * 1024;
 
 /// A compiled pattern.
 #[derive(Debug, Clone)]

@@ -110,8 +110,8 @@ async fn limit_ip(State(state): State<AppState>, request: Request, next: Next) -
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
     if let Some(ip) = client {
-        if let Err(wait) = state.ip_limits().check(&Subject::client(ip)) {
-            return HttpError::rate_limited(wait).into_response();
+        if let Err(refused) = state.ip_limits().check(&Subject::client(ip)) {
+            return HttpError::from(refused).into_response();
         }
     }
     next.run(request).await

@@ -21,6 +21,8 @@ use std::str::FromStr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use ripplekv_core::Error;
+
 /// Subjects remembered before idle buckets are dropped.
 const MAX_SUBJECTS: usize = 100_000;
 /// Least time between two sweeps of idle buckets.
@@ -121,9 +123,13 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         }
     }
 
-    /// Takes one request from `subject`'s bucket, or says how long until it may retry.
-    pub(crate) fn check(&self, subject: &K) -> Result<(), Duration> {
+    /// Takes one request from `subject`'s bucket, or refuses it with a 429 that says
+    /// how long until it may retry.
+    pub(crate) fn check(&self, subject: &K) -> Result<(), Error> {
         self.check_at(subject, Instant::now())
+            .map_err(|wait| Error::RateLimited {
+                retry_after_ms: retry_after_ms(wait),
+            })
     }
 
     fn check_at(&self, subject: &K, now: Instant) -> Result<(), Duration> {
@@ -178,7 +184,7 @@ fn refilled(bucket: &Bucket, limit: RateLimit, now: Instant) -> f64 {
 }
 
 /// A retry hint in whole milliseconds, never 0.
-pub(crate) fn retry_after_ms(wait: Duration) -> u64 {
+fn retry_after_ms(wait: Duration) -> u64 {
     u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 

@@ -30,9 +30,7 @@ type HttpResult = Result<Response, HttpError>;
 pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Access, HttpError> {
     let index = auth::check_header(state.keys(), headers)
         .map_err(|refusal| HttpError::new(refusal.status(), refusal.message()))?;
-    state
-        .admit(&Subject::ApiKey(index))
-        .map_err(HttpError::rate_limited)?;
+    state.admit(&Subject::ApiKey(index))?;
     Ok(Access::All)
 }
 

@@ -87,7 +87,7 @@ impl AppState {
     }
 
     /// Counts one request against `subject`'s credential limit.
-    pub(crate) fn admit(&self, subject: &Subject) -> Result<(), std::time::Duration> {
+    pub(crate) fn admit(&self, subject: &Subject) -> Result<(), ripplekv_core::Error> {
         self.inner.credential_limits.check(subject)
     }
 

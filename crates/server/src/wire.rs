@@ -39,6 +39,10 @@ pub(crate) fn socket_error(
         Error::Conflict { current } => {
             ripplekv_proto::reply::error_at(err.status(), &text, message_id, key, Some(*current))
         }
+        // A refusal by a rate limit says when to retry.
+        Error::RateLimited { retry_after_ms } => {
+            ripplekv_proto::reply::rate_limited(&text, *retry_after_ms, message_id, key)
+        }
         _ => ripplekv_proto::reply::error(err.status(), &text, message_id, key),
     }
 }
@@ -61,14 +65,6 @@ impl HttpError {
         }
     }
 
-    /// A 429 for a request over a rate limit, to be retried after `wait`.
-    pub(crate) fn rate_limited(wait: std::time::Duration) -> Self {
-        let retry_after_ms = crate::rate::retry_after_ms(wait);
-        let mut error = HttpError::from(Error::RateLimited { retry_after_ms });
-        error.retry_after_ms = Some(retry_after_ms);
-        error
-    }
-
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         HttpError::new(StatusCode::BAD_REQUEST, message)
     }
@@ -79,7 +75,12 @@ impl From<Error> for HttpError {
         log_if_internal(&err);
         let status =
             StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        HttpError::new(status, err.client_message())
+        let mut http = HttpError::new(status, err.client_message());
+        // A refusal by a rate limit says when to retry.
+        if let Error::RateLimited { retry_after_ms } = err {
+            http.retry_after_ms = Some(retry_after_ms);
+        }
+        http
     }
 }
 

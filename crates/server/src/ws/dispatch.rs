@@ -17,7 +17,7 @@ use super::subscribe;
 use crate::hub::{Access, Hub, Subscriber};
 use crate::metrics::Metrics;
 use crate::ops::Ops;
-use crate::rate::{self, RateLimiter, Subject};
+use crate::rate::{RateLimiter, Subject};
 use crate::wire::{self, DELETED, JSON_PATCHED, PATCHED, SAVED};
 
 /// Everything a request on one connection may need.
@@ -69,14 +69,14 @@ pub(crate) async fn handle_text(conn: &Connection, text: &str) -> Result<(), Clo
     let op = parsed
         .as_ref()
         .map_or("invalid", |request| label(&request.body));
-    if let Err(wait) = admitted {
+    if let Err(refused) = admitted {
         conn.metrics
             .request(op, 429, started.elapsed().as_secs_f64());
         let (id, key) = match &parsed {
             Ok(request) => (request.message_id.as_deref(), request.body.key()),
             Err(err) => (err.message_id.as_deref(), err.key.as_deref()),
         };
-        return conn.send(rate_limited(wait, id, key)).await;
+        return conn.send(wire::socket_error(&refused, id, key)).await;
     }
     let request = match parsed {
         Ok(request) => request,
@@ -167,26 +167,11 @@ async fn run(conn: &Connection, request: ripplekv_proto::Request) -> (u16, Resul
     (code, conn.send(frame).await)
 }
 
-/// The 429 reply to a request over the rate limit, with the wait in `retryAfterMs`.
-fn rate_limited(
-    wait: std::time::Duration,
-    message_id: Option<&serde_json::value::RawValue>,
-    key: Option<&str>,
-) -> String {
-    let retry_after_ms = rate::retry_after_ms(wait);
-    reply::rate_limited(
-        &ripplekv_core::Error::RateLimited { retry_after_ms }.client_message(),
-        retry_after_ms,
-        message_id,
-        key,
-    )
-}
-
 /// Answers a binary frame: HPKV speaks JSON text frames only. It counts against the
 /// rate limit like any other frame.
 pub(crate) async fn handle_binary(conn: &Connection) -> Result<(), Closed> {
     let frame = match conn.rate_limits.check(&conn.subject) {
-        Err(wait) => rate_limited(wait, None, None),
+        Err(refused) => wire::socket_error(&refused, None, None),
         Ok(()) => reply::error(
             400,
             "Binary frames are not supported; send each request as a JSON text frame",

@@ -228,21 +228,15 @@ async fn write_frames<Out>(
                 Some(first) => first,
                 None => break,
             },
-            () = reading_done.cancelled() => {
-                // The peer is gone or the session is ending: send what is left, but
-                // do not wait on a peer that stopped reading.
-                let last_words = async {
-                    while let Some(last) = queued.try_recv() {
-                        sink.feed(last).await?;
-                    }
-                    sink.flush().await
-                };
-                let _ = tokio::time::timeout(last_words_timeout, last_words).await;
-                break;
-            }
+            // The peer is gone or the session is ending: what is left still goes out
+            // (above, and through the batch below), and then the socket closes.
+            () = reading_done.cancelled() => match queued.try_recv() {
+                Some(last) => last,
+                None => break,
+            },
         };
-        // A peer that stops reading blocks these writes; the outbox then fills, the
-        // connection is marked slow, and that ends the wait.
+        // A peer that stops reading blocks these writes; the outbox then fills and the
+        // connection is marked slow, or the reader is done and `give_up` runs out.
         let written = tokio::select! {
             biased;
             () = slow.cancelled() => return close_slow_consumer(&mut sink, last_words_timeout).await,

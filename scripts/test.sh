@@ -1,12 +1,78 @@
 #!/usr/bin/env bash
-# Runs every test of the project, as CI does:
-#   formatting and lints, the official HPKV SDKs (npm) against the real binary, the
-#   demo page in a real headless Chromium, then all Rust unit, integration and crash
-#   tests. Needs Rust, Node 20 with npm, and Chromium at /usr/bin/chromium (or $CHROMIUM).
+# Runs every test of the project, as CI does, and first sets up what they need:
+#   rustfmt and clippy, the npm packages (official HPKV SDKs, playwright-core),
+#   Chromium for the demo tests (Debian's package), and schemathesis (PyPI, in a
+#   virtualenv under target/) for the REST contract test.
+# Then: formatting and lints, the SDKs against the real binary, the demo page in
+# headless Chromium, every Rust test (with cargo-nextest when it is installed, else
+# cargo test), and schemathesis against the real binary's /openapi.json.
+# What it cannot install by itself (Rust, Node, Python) it names, with how to get it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n== %s\n' "$*"; }
+missing() {
+  printf '\nerror: %s\n' "$*" >&2
+  exit 1
+}
+
+# apt-get as root, or through sudo; refuses clearly when neither can install.
+apt_install() {
+  local as_root=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || missing "need root (or sudo) to run: apt-get install $*"
+    as_root=(sudo)
+  fi
+  command -v apt-get >/dev/null || missing "not a Debian-like system: install $* yourself"
+  echo "installing $* with apt-get"
+  "${as_root[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq "$@"
+}
+
+step "set-up"
+command -v cargo >/dev/null ||
+  missing "cargo is missing: install Rust (stable) with rustup, https://rustup.rs"
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    command -v rustup >/dev/null ||
+      missing "cargo $component is missing and rustup is not there to add it"
+    rustup component add "$component"
+  fi
+done
+if cargo nextest --version >/dev/null 2>&1; then
+  runner=nextest
+else
+  runner=cargo-test
+  echo "cargo-nextest is not installed: running the Rust tests with cargo test" \
+    "(cargo install cargo-nextest --locked for the faster runner)"
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  apt_install nodejs npm
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 18 ] ||
+  missing "Node $node_major is too old: the SDK and browser tests need Node 18 or later (20 is tested)"
+export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$CHROMIUM" ]; then
+  apt_install chromium
+  [ -x "$CHROMIUM" ] || missing "Chromium is still not at $CHROMIUM: set CHROMIUM to its path"
+fi
+for dir in compat e2e; do
+  if ! (cd "$dir" && npm ls --depth=0 >/dev/null 2>&1); then
+    (cd "$dir" && npm ci --no-audit --no-fund)
+  fi
+done
+command -v python3 >/dev/null || apt_install python3 python3-venv
+venv=target/python
+if [ ! -x "$venv/bin/schemathesis" ]; then
+  python3 -m venv "$venv" 2>/dev/null || {
+    apt_install python3-venv
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+  }
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements.txt
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -16,27 +82,20 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "build the ripplekv binary"
 cargo build --locked --bin ripplekv
+export RIPPLEKV_BIN="$PWD/target/debug/ripplekv"
+[ -x "$RIPPLEKV_BIN" ] || missing "the build did not produce $RIPPLEKV_BIN"
 
 step "compatibility: official @hpkv SDKs against the real binary"
-(
-  cd compat
-  if ! npm ls --depth=0 >/dev/null 2>&1; then
-    npm ci --no-audit --no-fund
-  fi
-  RIPPLEKV_BIN="$PWD/../target/debug/ripplekv" npm test
-)
+(cd compat && npm test)
 
 step "demo page: end-to-end in headless Chromium"
-(
-  cd e2e
-  if ! npm ls --depth=0 >/dev/null 2>&1; then
-    npm ci --no-audit --no-fund
-  fi
-  RIPPLEKV_BIN="$PWD/../target/debug/ripplekv" npm test
-)
+(cd e2e && npm test)
+
+step "REST contract: schemathesis against the real binary's /openapi.json"
+bash scripts/contract.sh "$venv/bin/schemathesis"
 
 step "Rust tests"
-if cargo nextest --version >/dev/null 2>&1; then
+if [ "$runner" = nextest ]; then
   cargo test --workspace --locked --doc # nextest does not run doc-tests
   cargo nextest run --workspace --locked --no-fail-fast
 else

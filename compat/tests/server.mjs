@@ -3,6 +3,7 @@
 // RIPPLEKV_BIN overrides the binary (default: the workspace's debug build).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -14,6 +15,13 @@ const here = dirname(fileURLToPath(import.meta.url));
 const binary = process.env.RIPPLEKV_BIN ?? resolve(here, '../../target/debug/ripplekv');
 
 function launch(dataDir, listen, extraArgs) {
+  if (!existsSync(binary)) {
+    // Without this, a missing build shows up as `spawn … ENOENT` deep in a test's output.
+    throw new Error(
+      `the ripplekv binary is missing at ${binary}: build it with \`cargo build --bin ripplekv\` ` +
+        '(or run `bash scripts/test.sh`, which builds it), or point RIPPLEKV_BIN at one',
+    );
+  }
   const child = spawn(
     binary,
     ['serve', '--listen', listen, '--data-dir', dataDir, '--api-key', API_KEY, ...extraArgs],

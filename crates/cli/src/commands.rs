@@ -1,8 +1,10 @@
-//! Client subcommands: `get`, `set`, `patch`, `del`, `range`, `incr`, `watch`, `token`.
+//! Client subcommands: `get`, `set`, `patch`, `del`, `range`, `incr`, `watch`, `token`,
+//! `health`.
 //!
 //! Plain output is for people; `--json` prints one JSON value (or, for `watch`, one per
 //! line) for scripts. Exit codes: 0 success, 1 the server answered with an error (its
-//! message on stderr), 2 bad usage, 3 the server could not be reached.
+//! message on stderr), 2 bad usage, 3 the server could not be reached, 4 the server
+//! refused the credentials.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,7 +26,8 @@ pub struct Connection {
         global = true
     )]
     url: String,
-    /// API key [default: the generated key in ./data/api-key, if present].
+    /// API key [default: $RIPPLEKV_API_KEYS's first key, else the generated key in
+    /// $RIPPLEKV_DATA_DIR/api-key (./data/api-key)].
     #[arg(long, env = "RIPPLEKV_API_KEY", global = true, hide_env_values = true)]
     api_key: Option<String>,
     /// Print JSON instead of plain text.
@@ -103,6 +106,11 @@ pub enum ClientCommand {
         #[command(flatten)]
         connection: Connection,
     },
+    /// Check that the server is up and serving (`GET /health`); exit 0 if it is.
+    Health {
+        #[command(flatten)]
+        connection: Connection,
+    },
     /// Mint a WebSocket token.
     Token {
         /// A key or pattern whose changes the token's connections receive (repeatable).
@@ -130,20 +138,50 @@ pub fn main(command: ClientCommand) -> ExitCode {
     };
     match runtime.block_on(run(command)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {}", describe(&err));
-            ExitCode::from(match err {
-                Error::Server { .. } => 1,
-                _ => 3,
-            })
-        }
+        Err(err) => fail(&err),
     }
 }
 
-fn describe(err: &Error) -> String {
-    match err {
-        Error::Server { code, message, .. } => format!("{message} ({code})"),
-        other => other.to_string(),
+/// Prints `err` for a person and returns the exit code that classifies it.
+pub(crate) fn fail(err: &Error) -> ExitCode {
+    let (text, code) = match err {
+        Error::Server { code, message, .. } => (format!("{message} ({code})"), 1),
+        Error::Unauthorized { status, message } => (
+            format!(
+                "authentication refused ({status}): {message}. Pass the server's key with \
+                 --api-key or RIPPLEKV_API_KEY (a generated key is in the server's data \
+                 directory, data/api-key), or a valid token"
+            ),
+            4,
+        ),
+        other => (other.to_string(), 3),
+    };
+    eprintln!("error: {text}");
+    ExitCode::from(code)
+}
+
+/// The API key a client command uses: `explicit` (the flag or `RIPPLEKV_API_KEY`), else
+/// the first of `RIPPLEKV_API_KEYS` (the server's variable, so one environment serves
+/// both), else the key the server generated in its data directory.
+pub(crate) fn resolve_api_key(explicit: Option<&str>) -> Result<String, Error> {
+    if let Some(key) = explicit.filter(|key| !key.is_empty()) {
+        return Ok(key.to_owned());
+    }
+    let listed = std::env::var("RIPPLEKV_API_KEYS").unwrap_or_default();
+    if let Some(key) = listed.split(',').map(str::trim).find(|key| !key.is_empty()) {
+        return Ok(key.to_owned());
+    }
+    let data_dir = std::env::var_os("RIPPLEKV_DATA_DIR").unwrap_or_else(|| "data".into());
+    let path = Path::new(&data_dir).join(crate::secrets::API_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
+        _ => Err(Error::Unauthorized {
+            status: 401,
+            message: format!(
+                "no API key found (looked at --api-key, RIPPLEKV_API_KEY, RIPPLEKV_API_KEYS and {})",
+                path.display()
+            ),
+        }),
     }
 }
 
@@ -154,14 +192,7 @@ impl Connection {
     }
 
     pub(crate) fn api_key(&self) -> Result<String, Error> {
-        if let Some(key) = &self.api_key {
-            return Ok(key.clone());
-        }
-        std::fs::read_to_string(Path::new("data").join("api-key"))
-            .map(|text| text.trim().to_owned())
-            .map_err(|_| {
-                Error::Connect("no API key: pass --api-key or set RIPPLEKV_API_KEY".into())
-            })
+        resolve_api_key(self.api_key.as_deref())
     }
 
     pub(crate) async fn client(&self) -> Result<Client, Error> {
@@ -299,6 +330,7 @@ async fn run(command: ClientCommand) -> Result<(), Error> {
             }
             return Err(Error::Closed);
         }
+        ClientCommand::Health { connection } => health(&connection).await?,
         ClientCommand::Token {
             subscribe,
             access,
@@ -312,21 +344,83 @@ async fn run(command: ClientCommand) -> Result<(), Error> {
     Ok(())
 }
 
-/// `POST /token/websocket` over plain HTTP/1.1 (the CLI's only REST call).
+/// `POST /token/websocket`.
 async fn mint_token(url: &str, api_key: &str, body: &Value) -> Result<String, Error> {
+    let (status, payload) = http(url, "POST", "/token/websocket", Some(api_key), body).await?;
+    if status == 401 || status == 403 {
+        return Err(Error::Unauthorized {
+            status,
+            message: payload["error"]
+                .as_str()
+                .unwrap_or("credentials refused")
+                .to_owned(),
+        });
+    }
+    if status != 200 {
+        return Err(Error::Server {
+            code: status,
+            message: payload["error"]
+                .as_str()
+                .unwrap_or("token request failed")
+                .to_owned(),
+            revision: None,
+        });
+    }
+    payload["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Protocol(payload.to_string()))
+}
+
+/// `GET /health`: succeeds only when the server answers 200 with `"status":"ok"`.
+async fn health(connection: &Connection) -> Result<(), Error> {
+    let (status, payload) = http(&connection.url, "GET", "/health", None, &Value::Null).await?;
+    if status != 200 || payload["status"] != "ok" {
+        return Err(Error::Server {
+            code: status,
+            message: format!("unhealthy: {payload}"),
+            revision: None,
+        });
+    }
+    connection.print(payload.clone(), || {
+        format!(
+            "ok (version {}, revision {})",
+            payload["version"].as_str().unwrap_or("?"),
+            payload["revision"]
+        )
+    });
+    Ok(())
+}
+
+/// One plain HTTP/1.1 exchange with a JSON reply: the CLI's few REST calls need no
+/// HTTP client. `body` is sent unless it is `null`.
+async fn http(
+    url: &str,
+    method: &str,
+    path: &str,
+    api_key: Option<&str>,
+    body: &Value,
+) -> Result<(u16, Value), Error> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("ws://"))
-        .ok_or_else(|| Error::Connect(format!("`token` needs an http:// URL, got {url}")))?
+        .ok_or_else(|| Error::Connect(format!("the server URL must be http://, got {url}")))?
         .trim_end_matches('/')
         .trim_end_matches("/ws");
     let mut socket = tokio::net::TcpStream::connect(host)
         .await
         .map_err(|err| Error::Connect(format!("{host}: {err}")))?;
-    let body = body.to_string();
+    let key_header = api_key
+        .map(|key| format!("x-api-key: {key}\r\n"))
+        .unwrap_or_default();
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
     let request = format!(
-        "POST /token/websocket HTTP/1.1\r\nHost: {host}\r\nx-api-key: {api_key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{key_header}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let io = |err: std::io::Error| Error::Connect(err.to_string());
@@ -343,18 +437,5 @@ async fn mint_token(url: &str, api_key: &str, body: &Value) -> Result<String, Er
         .unwrap_or(0);
     let payload: Value =
         serde_json::from_str(payload).map_err(|_| Error::Protocol(payload.to_owned()))?;
-    if status != 200 {
-        return Err(Error::Server {
-            code: status,
-            message: payload["error"]
-                .as_str()
-                .unwrap_or("token request failed")
-                .to_owned(),
-            revision: None,
-        });
-    }
-    payload["token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| Error::Protocol(payload.to_string()))
+    Ok((status, payload))
 }

@@ -52,10 +52,24 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Exit codes as for the client subcommands: a refusal of the credentials (4) or an
+/// unreachable server (3) are told apart from other failures (1).
 fn report(result: anyhow::Result<()>) -> std::process::ExitCode {
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
+    let Err(err) = result else {
+        return std::process::ExitCode::SUCCESS;
+    };
+    match err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<ripplekv_client::Error>())
+    {
+        Some(client_error @ ripplekv_client::Error::Unauthorized { .. }) => {
+            commands::fail(client_error)
+        }
+        Some(ripplekv_client::Error::Connect(_)) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::from(3)
+        }
+        _ => {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
         }

@@ -14,10 +14,15 @@ use crate::settings::{LogFormat, ServeArgs};
 /// Runs the server until SIGINT or SIGTERM.
 pub fn main(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.resolve()?;
+    // Where the API key is, the key itself when it was just generated, and the address
+    // being served are printed whatever `RUST_LOG` says: a newcomer who quietened the
+    // log must still learn how to connect.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive("ripplekv::secrets=info".parse()?)
+        .add_directive("ripplekv::serve=info".parse()?);
     let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match settings.log_format {
@@ -32,14 +37,18 @@ pub fn main(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: crate::settings::Settings) -> anyhow::Result<()> {
-    let api_keys = if settings.api_keys.is_empty() {
-        vec![secrets::api_key(&settings.data_dir)?]
-    } else {
-        settings.api_keys.clone()
-    };
-    let token_secret = match &settings.token_secret {
-        Some(secret) => secret.clone(),
-        None => secrets::token_secret(&settings.data_dir)?,
+    // Bind and open the store before generating any secret, so a start that cannot
+    // serve (port taken, store locked) leaves no key behind that nobody saw work.
+    let listener = TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let metrics_listener = match &settings.metrics_listen {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} for metrics"))?,
+        ),
+        None => None,
     };
     let store = RedbStore::open_with(
         &settings.data_dir,
@@ -54,11 +63,25 @@ async fn serve(settings: crate::settings::Settings) -> anyhow::Result<()> {
         revision = ripplekv_core::Store::revision(&store),
         "store opened"
     );
-    let listener = TcpListener::bind(&settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let api_keys = if settings.api_keys.is_empty() {
+        vec![secrets::api_key(&settings.data_dir)?]
+    } else {
+        tracing::info!(
+            target: "ripplekv::secrets",
+            count = settings.api_keys.len(),
+            "using the API keys given in the configuration"
+        );
+        settings.api_keys.clone()
+    };
+    let token_secret = match &settings.token_secret {
+        Some(secret) => secret.clone(),
+        None => secrets::token_secret(&settings.data_dir)?,
+    };
     let address = listener.local_addr()?;
     tracing::info!("listening on http://{address} (WebSocket at ws://{address}/ws)");
+    if let Some(metrics) = &metrics_listener {
+        tracing::info!("metrics on http://{}/metrics only", metrics.local_addr()?);
+    }
     let mut config = ServerConfig::new(api_keys, token_secret.into_bytes());
     config.limits = settings.limits;
     config.token_lifetime = settings.token_lifetime;
@@ -82,7 +105,11 @@ async fn serve(settings: crate::settings::Settings) -> anyhow::Result<()> {
             settings.token_rotation_grace,
         )?;
     }
-    ripplekv_server::run(config, Arc::new(store), listener, shutdown_signal()).await?;
+    let listeners = ripplekv_server::Listeners {
+        main: listener,
+        metrics: metrics_listener,
+    };
+    ripplekv_server::run(config, Arc::new(store), listeners, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -34,11 +34,16 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:3000].
     #[arg(long, env = "RIPPLEKV_LISTEN", value_name = "HOST:PORT")]
     listen: Option<String>,
+    /// Serve `/metrics` on this address only, and not on --listen (metrics carry no
+    /// authentication) [default: /metrics on the --listen address].
+    #[arg(long, env = "RIPPLEKV_METRICS_LISTEN", value_name = "HOST:PORT")]
+    metrics_listen: Option<String>,
     /// Directory of the database and generated secrets [default: ./data].
     #[arg(long, env = "RIPPLEKV_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// API key accepted by the server; repeat for several (env: comma-separated).
-    /// Without any, one is generated on first start and kept in the data directory.
+    /// API key accepted by the server; repeat for several (env: comma-separated; the
+    /// clients' RIPPLEKV_API_KEY is read too when RIPPLEKV_API_KEYS is unset). Without
+    /// any, one is generated on first start and kept in the data directory.
     #[arg(
         long = "api-key",
         env = "RIPPLEKV_API_KEYS",
@@ -132,6 +137,7 @@ enum DurabilityArg {
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     listen: Option<String>,
+    metrics_listen: Option<String>,
     data_dir: Option<PathBuf>,
     api_keys: Option<Vec<String>>,
     durability: Option<DurabilityArg>,
@@ -159,6 +165,8 @@ struct FileSettings {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: String,
+    /// Where `/metrics` is served instead of on `listen`, if anywhere.
+    pub metrics_listen: Option<String>,
     pub data_dir: PathBuf,
     /// Configured keys; empty means "use the generated key".
     pub api_keys: Vec<String>,
@@ -189,16 +197,25 @@ impl ServeArgs {
             Some(path) => read_file(path)?,
             None => FileSettings::default(),
         };
-        let api_keys = if self.api_keys.is_empty() {
-            file.api_keys.unwrap_or_default()
-        } else {
+        // `RIPPLEKV_API_KEY` is the clients' variable; the server accepts it too (after
+        // `RIPPLEKV_API_KEYS` and `--api-key`), so one exported variable serves both.
+        let single_key = std::env::var("RIPPLEKV_API_KEY")
+            .ok()
+            .filter(|keys| !keys.trim().is_empty())
+            .map(|keys| keys.split(',').map(str::to_owned).collect::<Vec<_>>());
+        let api_keys = if !self.api_keys.is_empty() {
             self.api_keys
+        } else if let Some(keys) = single_key {
+            keys
+        } else {
+            file.api_keys.unwrap_or_default()
         };
         let settings = Settings {
             listen: self
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
             data_dir: self
                 .data_dir
                 .or(file.data_dir)

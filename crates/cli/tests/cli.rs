@@ -220,3 +220,144 @@ async fn bench_modes_report_what_they_measured() -> Result<()> {
     server.child.kill().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_exit_4_with_their_own_message() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut server = common::start(dir.path()).await?;
+    let url = format!("http://{}", server.addr);
+    let backup = dir.path().join("backup.jsonl");
+    let backup = backup.to_str().unwrap();
+    for args in [
+        vec!["get", "k"],
+        vec!["token", "--access", "k"],
+        vec!["backup", backup],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_ripplekv"))
+            .args(&args)
+            .args(["--url", &url, "--api-key", "not-the-key"])
+            .output()
+            .await?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(4), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("authentication refused (401): Invalid API key"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("cannot connect"), "{args:?}: {stderr}");
+    }
+    // No key anywhere: the same exit code, and the message says where it looked.
+    let empty = tempfile::tempdir()?;
+    let output = Command::new(env!("CARGO_BIN_EXE_ripplekv"))
+        .args(["get", "k", "--url", &url])
+        .current_dir(empty.path())
+        .env_remove("RIPPLEKV_API_KEY")
+        .env_remove("RIPPLEKV_API_KEYS")
+        .env_remove("RIPPLEKV_DATA_DIR")
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("no API key found"), "{stderr}");
+    assert!(!backup_exists(backup), "a refused backup left a file");
+    server.child.kill().await?;
+    Ok(())
+}
+
+fn backup_exists(path: &str) -> bool {
+    std::path::Path::new(path).exists() || std::path::Path::new(&format!("{path}.partial")).exists()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_exits_0_when_serving_and_3_when_unreachable() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut server = common::start(dir.path()).await?;
+    let cli = Cli {
+        url: format!("http://{}", server.addr),
+    };
+    let health = cli.json(&["health"]).await?;
+    assert_eq!(health["status"], "ok");
+    assert!(cli.ok(&["health"]).await?.starts_with("ok (version "));
+    server.child.kill().await?;
+    server.child.wait().await?;
+    assert_eq!(cli.run(&["health"]).await?.status.code(), Some(3));
+    Ok(())
+}
+
+/// Every client command and the bench find the key the same way: the flag or
+/// `RIPPLEKV_API_KEY`, else `RIPPLEKV_API_KEYS` (the server's variable), else the
+/// generated key in `./data/api-key`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_commands_and_bench_find_the_key_without_a_flag() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut server = common::start(dir.path()).await?;
+    let url = format!("http://{}", server.addr);
+    let cwd = tempfile::tempdir()?;
+    std::fs::create_dir(cwd.path().join("data"))?;
+    std::fs::write(cwd.path().join("data/api-key"), format!("{KEY}\n"))?;
+    let bare = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ripplekv"));
+        command
+            .args(args)
+            .args(["--url", &url])
+            .current_dir(cwd.path())
+            .env_remove("RIPPLEKV_API_KEY")
+            .env_remove("RIPPLEKV_API_KEYS")
+            .env_remove("RIPPLEKV_DATA_DIR");
+        command
+    };
+    let set = bare(&["set", "found", "by-file"]).output().await?;
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let bench = bare(&["bench", "rpc", "-c", "1", "-d", "0.2", "--json", "--quiet"])
+        .output()
+        .await?;
+    assert!(
+        bench.status.success(),
+        "bench ignored ./data/api-key: {}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    let report: Value = serde_json::from_slice(&bench.stdout)?;
+    assert!(report["operations"].as_u64().unwrap() > 0);
+    // The server's variable works for clients too, ahead of the file.
+    std::fs::write(cwd.path().join("data/api-key"), "stale-key\n")?;
+    let get = bare(&["get", "found"])
+        .env("RIPPLEKV_API_KEYS", format!("{KEY},another"))
+        .output()
+        .await?;
+    assert_eq!(String::from_utf8(get.stdout)?, "by-file\n");
+    server.child.kill().await?;
+    Ok(())
+}
+
+/// The server reads the clients' `RIPPLEKV_API_KEY` as well as `RIPPLEKV_API_KEYS`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_accepts_keys_from_either_variable() -> Result<()> {
+    for variable in ["RIPPLEKV_API_KEY", "RIPPLEKV_API_KEYS"] {
+        let dir = tempfile::tempdir()?;
+        let mut server = common::start_with(
+            &[],
+            &[(variable, "env-key-1,env-key-2")],
+            dir.path(),
+            "info",
+        )
+        .await?;
+        for key in ["env-key-1", "env-key-2"] {
+            let output = Command::new(env!("CARGO_BIN_EXE_ripplekv"))
+                .args(["set", "k", "v", "--url", &format!("http://{}", server.addr)])
+                .args(["--api-key", key])
+                .output()
+                .await?;
+            assert!(output.status.success(), "{variable} {key}");
+        }
+        assert!(
+            !dir.path().join("api-key").exists(),
+            "{variable}: a key was generated although one was configured"
+        );
+        server.child.kill().await?;
+    }
+    Ok(())
+}

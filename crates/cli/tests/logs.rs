@@ -62,10 +62,8 @@ async fn keys_and_tokens_never_appear_in_trace_logs() -> Result<()> {
     assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
 
     server.child.kill().await?;
-    let mut lines = Vec::new();
-    while let Some(line) = server.log.recv().await {
-        lines.push(line);
-    }
+    let mut lines = std::mem::take(&mut server.startup);
+    lines.extend(drain(&mut server.log).await);
     assert!(
         lines.len() > 20,
         "trace logging produced only {} lines",
@@ -76,4 +74,69 @@ async fn keys_and_tokens_never_appear_in_trace_logs() -> Result<()> {
         assert!(leaked.is_empty(), "a secret reached the log: {leaked:?}");
     }
     Ok(())
+}
+
+/// A newcomer must learn the generated key whatever `RUST_LOG` says, and a start that
+/// cannot serve must not generate (and print) a key that then never worked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generated_key_is_printed_at_any_log_level_and_only_by_a_start_that_serves(
+) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+
+    // Port taken: the start fails before any key exists.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = taken.local_addr()?.to_string();
+    let failed = tokio::process::Command::new(env!("CARGO_BIN_EXE_ripplekv"))
+        .args(["serve", "--listen", &port])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .env_remove("RIPPLEKV_API_KEY")
+        .env_remove("RIPPLEKV_API_KEYS")
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success());
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    assert!(
+        !stderr.contains("rk_"),
+        "printed a key it then did not serve: {stderr}"
+    );
+    assert!(!data.join("api-key").exists());
+
+    // First start that serves, with the log turned down: the key is printed.
+    let mut first = common::start_with(&[], &[], &data, "warn").await?;
+    let key = std::fs::read_to_string(data.join("api-key"))?
+        .trim()
+        .to_owned();
+    first.child.kill().await?;
+    let lines = first.startup;
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains(&format!("generated API key {key}"))),
+        "{lines:?}"
+    );
+
+    // Later starts say where the key is kept, never the key itself.
+    let mut second = common::start_with(&[], &[], &data, "error").await?;
+    second.child.kill().await?;
+    let mut lines = second.startup;
+    lines.extend(drain(&mut second.log).await);
+    let location = data.join("api-key").display().to_string();
+    assert!(
+        lines.iter().any(|line| line.contains(&location)),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|line| line.contains(&key)), "{lines:?}");
+    Ok(())
+}
+
+async fn drain(log: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Vec<String> {
+    let mut lines = Vec::new();
+    while let Some(line) = log.recv().await {
+        lines.push(line);
+    }
+    lines
 }

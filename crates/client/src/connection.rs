@@ -62,10 +62,20 @@ pub(crate) async fn open(url: &str) -> Result<Socket, Error> {
             }
             Ok(socket)
         }
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(Error::Connect(format!(
-            "the server refused the connection with HTTP {}",
-            response.status()
-        ))),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let status = response.status().as_u16();
+            // The refusal's body is `{"error": "..."}`; its text says which credential failed.
+            let message = response
+                .body()
+                .as_deref()
+                .and_then(|body| serde_json::from_slice::<serde_json::Value>(body).ok())
+                .and_then(|body| body["error"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("the server refused the connection with HTTP {status}"));
+            Err(match status {
+                401 | 403 => Error::Unauthorized { status, message },
+                _ => Error::Connect(format!("{message} (HTTP {status})")),
+            })
+        }
         Err(err) => Err(Error::Connect(err.to_string())),
     }
 }

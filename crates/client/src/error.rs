@@ -22,7 +22,13 @@ pub enum Error {
     /// The client gave up reconnecting, or was closed.
     #[error("the client is closed")]
     Closed,
-    /// Connecting failed: bad URL, refused credentials (401/403), server unreachable.
+    /// The server refused the credentials at the upgrade: a wrong or missing API key
+    /// (401) or a bad or expired token (403). Retrying with the same credentials cannot
+    /// help, so callers should tell this apart from an unreachable server.
+    #[error("authentication refused ({status}): {message}")]
+    Unauthorized { status: u16, message: String },
+    /// Connecting failed: bad URL, server unreachable, or an HTTP refusal other than
+    /// 401/403 (503 when the server is full, 429 when rate-limited).
     #[error("cannot connect: {0}")]
     Connect(String),
     /// The server sent something this client does not understand.

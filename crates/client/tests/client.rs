@@ -152,16 +152,22 @@ async fn refused_credentials_fail_to_connect() -> Result<()> {
     let err = Client::connect(&server.url(), Auth::ApiKey("wrong".into()))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, Error::Connect(text) if text.contains("401")),
-        "{err}"
+    assert_eq!(
+        err,
+        Error::Unauthorized {
+            status: 401,
+            message: "Invalid API key".into()
+        }
     );
     let err = Client::connect(&server.url(), Auth::Token("bad".into()))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, Error::Connect(text) if text.contains("403")),
-        "{err}"
+    assert_eq!(
+        err,
+        Error::Unauthorized {
+            status: 403,
+            message: "Invalid or expired token".into()
+        }
     );
     server.shutdown().await
 }

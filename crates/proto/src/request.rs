@@ -349,6 +349,16 @@ pub(crate) fn integer(name: &str, raw: &RawValue) -> Result<i64, String> {
             "Field '{name}' is out of range: {} does not fit in a 64-bit signed integer",
             text.trim()
         )),
+        // JSON (like JavaScript and JSON Schema) does not tell 5 from 5.0 or 5e0, and
+        // some clients always write numbers as floats: an integral value is an integer,
+        // as far as a double holds integers exactly (2^53).
+        Ok(number) if number.as_f64().is_some_and(is_exact_integer) => {
+            Ok(number.as_f64().unwrap_or_default() as i64)
+        }
+        Ok(number) if number.as_f64().is_some_and(|value| value.fract() == 0.0) => Err(format!(
+            "Field '{name}' is out of range: {} is too large to be exact unless written as a plain integer",
+            text.trim()
+        )),
         Ok(number) => Err(format!("Field '{name}' must be an integer, got {number}")),
         Err(_) if json_kind(text) == "a number" => Err(format!(
             "Field '{name}' is out of range: {text} does not fit in a 64-bit signed integer"
@@ -358,6 +368,12 @@ pub(crate) fn integer(name: &str, raw: &RawValue) -> Result<i64, String> {
             json_kind(text)
         )),
     }
+}
+
+/// True for a float holding an integer that a double represents exactly.
+fn is_exact_integer(value: f64) -> bool {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    value.fract() == 0.0 && value.abs() <= EXACT
 }
 
 /// RANGE's `limit`: "larger is clamped" (A3) holds for integers beyond 64 bits too, so
@@ -572,7 +588,20 @@ mod tests {
         assert!(err(r#"{"op":6,"key":"n","value":9223372036854775808}"#).contains("out of range"));
         assert!(err(r#"{"op":6,"key":"n","value":-9223372036854775809}"#).contains("out of range"));
         assert!(err(r#"{"op":6,"key":"n","value":1e400}"#).contains("out of range"));
-        assert!(err(r#"{"op":6,"key":"n","value":1e3}"#).contains("must be an integer"));
+        // An integral number is an integer however it is written (JSON, JavaScript and
+        // JSON Schema agree), as long as a double holds it exactly.
+        for (text, delta) in [("1e3", 1000), ("5.0", 5), ("-2E1", -20)] {
+            assert_eq!(
+                ok(&format!(r#"{{"op":6,"key":"n","value":{text}}}"#)),
+                RequestBody::Atomic {
+                    key: "n".into(),
+                    delta
+                },
+                "{text}"
+            );
+        }
+        assert!(err(r#"{"op":6,"key":"n","value":1e300}"#).contains("out of range"));
+        assert!(err(r#"{"op":6,"key":"n","value":1.0e-3}"#).contains("must be an integer"));
         assert!(err(r#"{"op":1,"key":"a","key":"b"}"#).contains("duplicate field"));
     }
 

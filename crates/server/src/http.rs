@@ -19,27 +19,41 @@ use crate::state::AppState;
 use crate::wire::HttpError;
 use crate::{admin, rest, web, ws};
 
-/// The whole router.
-pub(crate) fn router(state: AppState) -> Router {
+/// The OpenAPI 3.1 document of every route, served at `/openapi.json`. The
+/// `openapi` integration tests keep it and the router in agreement.
+const OPENAPI: &str = include_str!("openapi.json");
+
+/// The whole router; `/metrics` is left out when `with_metrics` is false (it is then
+/// served by [`metrics_router`] on its own listener).
+pub(crate) fn router(state: AppState, with_metrics: bool) -> Router {
     let body_limit = state.config().max_message_bytes();
-    Router::new()
+    let router = Router::new()
         .merge(web::routes())
         .route("/health", get(health))
-        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi));
+    let router = if with_metrics {
+        router.route("/metrics", get(metrics))
+    } else {
+        router
+    };
+    router
         .route("/ws", get(ws::upgrade))
         .route("/record", post(rest::post_record))
         // The empty key: answered by the record handlers, which refuse it precisely.
         .route(
             "/record/",
-            get(rest::get_record)
-                .delete(rest::delete_record)
-                .post(rest::post_record_path),
+            get(rest::get_record).delete(rest::delete_record),
+        )
+        // POST only here; GET and DELETE read and delete the key "atomic".
+        .route(
+            "/record/atomic",
+            post(rest::post_atomic)
+                .get(rest::get_record)
+                .delete(rest::delete_record),
         )
         .route(
             "/record/{*key}",
-            get(rest::get_record)
-                .delete(rest::delete_record)
-                .post(rest::post_record_path),
+            get(rest::get_record).delete(rest::delete_record),
         )
         .route("/records", get(rest::get_records))
         .route("/token/websocket", post(rest::post_token))
@@ -52,6 +66,20 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), count_rest))
         .layer(middleware::from_fn(cors))
         .with_state(state)
+}
+
+/// `/metrics` alone, for `--metrics-listen`.
+pub(crate) fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// `GET /openapi.json`
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
 /// `GET /health`: 200 once the server accepts requests.

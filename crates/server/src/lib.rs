@@ -4,7 +4,7 @@
 //! Parts:
 //! - [`config`]: the typed, validated settings the server runs with.
 //! - [`server`]: [`run`] binds everything together and owns the shutdown sequence.
-//! - `http`: the router, CORS, `/health` and JSON error responses.
+//! - `http`: the router, CORS, `/health`, `/openapi.json` and JSON error responses.
 //! - `auth`: API keys and how a request presents them.
 //! - `rate`: token-bucket rate limits per credential and per client IP.
 //! - `listen`: the accept loop, with the handshake timeout and graceful shutdown.
@@ -39,6 +39,6 @@ mod ws;
 
 pub use config::ServerConfig;
 pub use rate::RateLimit;
-pub use server::run;
+pub use server::{run, Listeners};
 pub use ws::outbox::Outbox;
 pub use ws::session::run_session;

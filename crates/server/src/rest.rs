@@ -78,19 +78,12 @@ pub(crate) async fn post_record(
     )
 }
 
-/// `POST /record/{rest}`: only `/record/atomic` exists.
-pub(crate) async fn post_record_path(
+/// `POST /record/atomic`
+pub(crate) async fn post_atomic(
     state: State<AppState>,
-    uri: OriginalUri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> HttpResult {
-    if uri.path() != "/record/atomic" {
-        return Err(HttpError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "Not found: POST goes to /record or /record/atomic",
-        ));
-    }
     let access = authorize(&state, &headers)?;
     let body = parse_atomic_body(&body_text(body)?).map_err(HttpError::bad_request)?;
     let change = state

@@ -17,13 +17,35 @@ use tokio_util::sync::CancellationToken;
 use crate::state::AppState;
 use crate::{http, listen, ServerConfig};
 
-/// Serves HTTP and WebSocket on `listener` until `shutdown` resolves.
+/// Where the server listens: everything on `main`, except `/metrics` when `metrics` is
+/// given, which then serves it alone (for example on a loopback or private address, so
+/// the unauthenticated metrics are not on the public port).
+#[derive(Debug)]
+pub struct Listeners {
+    pub main: TcpListener,
+    pub metrics: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(main: TcpListener) -> Self {
+        Listeners {
+            main,
+            metrics: None,
+        }
+    }
+}
+
+/// Serves HTTP and WebSocket on `listeners` until `shutdown` resolves.
 pub async fn run(
     config: ServerConfig,
     store: Arc<dyn Store>,
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let Listeners {
+        main: listener,
+        metrics: metrics_listener,
+    } = listeners.into();
     let grace = config.shutdown_grace;
     let config_interval = config.expiry_sweep_interval;
     let state = AppState::new(config, Arc::clone(&store));
@@ -43,9 +65,17 @@ pub async fn run(
         config_interval,
         stopping.clone(),
     ));
-    let router = http::router(state.clone());
+    let router = http::router(state.clone(), metrics_listener.is_none());
     let handshake_timeout = state.config().handshake_timeout;
     let force = CancellationToken::new();
+    let metrics_served = metrics_listener.map(|metrics_listener| {
+        let router = http::metrics_router(state.clone());
+        let (stopping, force) = (stopping.clone(), force.clone());
+        tokio::spawn(async move {
+            let stop = async move { stopping.cancelled().await };
+            listen::serve(metrics_listener, router, handshake_timeout, stop, force).await;
+        })
+    });
     let force_http = force.clone();
     let mut served = tokio::spawn(async move {
         listen::serve(listener, router, handshake_timeout, signal, force_http).await;
@@ -80,6 +110,9 @@ pub async fn run(
         }
     };
     let _ = sweeper.await;
+    if let Some(metrics_served) = metrics_served {
+        let _ = metrics_served.await;
+    }
     if let Err(err) = store.close().await {
         tracing::error!(error = %err, "closing the store failed");
     }

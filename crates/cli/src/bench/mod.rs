@@ -36,15 +36,10 @@ pub struct Target {
         global = true
     )]
     pub url: String,
-    /// API key.
-    #[arg(
-        long,
-        env = "RIPPLEKV_API_KEY",
-        default_value = "",
-        global = true,
-        hide_env_values = true
-    )]
-    pub api_key: String,
+    /// API key [default: $RIPPLEKV_API_KEYS's first key, else the generated key in
+    /// ./data/api-key, as for every client subcommand; none for the echo floor].
+    #[arg(long, env = "RIPPLEKV_API_KEY", global = true, hide_env_values = true)]
+    api_key: Option<String>,
     /// Print one JSON object instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -65,7 +60,13 @@ impl Target {
         } else {
             format!("{base}/ws")
         };
-        format!("{base}?apiKey={}", self.api_key)
+        format!("{base}?apiKey={}", self.api_key())
+    }
+
+    /// The key to authenticate with, found as every client subcommand finds it; empty
+    /// when there is none, which the bare floors accept and RippleKV refuses with 401.
+    pub fn api_key(&self) -> String {
+        crate::commands::resolve_api_key(self.api_key.as_deref()).unwrap_or_default()
     }
 }
 

@@ -96,7 +96,7 @@ fn sample(pid: u32, started: Instant) -> Result<Sample> {
 pub(super) async fn run(target: &Target, args: &SoakArgs) -> Result<Report> {
     let counters = Arc::new(Counters::default());
     let url = target.url.clone();
-    let auth = Auth::ApiKey(target.api_key.clone());
+    let auth = Auth::ApiKey(target.api_key());
     let mut tasks = Vec::new();
     for worker in 0..args.rpc_connections {
         let client = Client::connect(&url, auth.clone()).await?;

@@ -32,9 +32,9 @@ pub async fn fetch_snapshot(
         .trim_end_matches('/')
         .strip_prefix("http://")
         .ok_or_else(|| anyhow!("the server URL must start with http:// (got {base_url})"))?;
-    let socket = TcpStream::connect(authority)
-        .await
-        .with_context(|| format!("cannot connect to {authority}"))?;
+    let socket = TcpStream::connect(authority).await.map_err(|err| {
+        ripplekv_client::Error::Connect(format!("cannot connect to {authority}: {err}"))
+    })?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(socket))
         .await
         .context("HTTP handshake failed")?;
@@ -51,6 +51,13 @@ pub async fn fetch_snapshot(
             .ok()
             .and_then(|value| value["error"].as_str().map(str::to_owned))
             .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        if matches!(status.as_u16(), 401 | 403) {
+            return Err(ripplekv_client::Error::Unauthorized {
+                status: status.as_u16(),
+                message,
+            }
+            .into());
+        }
         bail!(
             "server refused the snapshot: {message} ({})",
             status.as_u16()

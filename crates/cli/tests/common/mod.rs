@@ -17,6 +17,9 @@ pub struct Server {
     /// Not every test reads the log.
     #[allow(dead_code)]
     pub log: mpsc::UnboundedReceiver<String>,
+    /// What it logged up to and including the line saying where it listens.
+    #[allow(dead_code)]
+    pub startup: Vec<String>,
 }
 
 /// Starts the real binary on a free port with `data_dir` and `KEY` as its only API key.
@@ -28,16 +31,22 @@ pub async fn start(data_dir: &Path) -> Result<Server> {
 
 /// [`start`] with `RUST_LOG` set to `filter`.
 pub async fn start_logging(data_dir: &Path, filter: &str) -> Result<Server> {
+    start_with(&["--api-key", super::KEY], &[], data_dir, filter).await
+}
+
+#[allow(dead_code)]
+/// Starts the real binary as a server on a free port with `data_dir`, the extra serve
+/// `flags` and environment `env`, and waits until it says where it listens.
+pub async fn start_with(
+    flags: &[&str],
+    env: &[(&str, &str)],
+    data_dir: &Path,
+    filter: &str,
+) -> Result<Server> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ripplekv"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--api-key",
-            super::KEY,
-            "--durability",
-            "sync",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--durability", "sync"])
+        .args(flags)
+        .envs(env.iter().copied())
         .arg("--data-dir")
         .arg(data_dir)
         .env("RUST_LOG", filter)
@@ -56,10 +65,17 @@ pub async fn start_logging(data_dir: &Path, filter: &str) -> Result<Server> {
             }
         }
     });
+    let mut startup = Vec::new();
     let addr = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = log.recv().await {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                return rest.split_whitespace().next().map(str::parse::<SocketAddr>);
+            let listening = line
+                .split("listening on http://")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::parse::<SocketAddr>);
+            startup.push(line);
+            if listening.is_some() {
+                return listening;
             }
         }
         None
@@ -67,5 +83,10 @@ pub async fn start_logging(data_dir: &Path, filter: &str) -> Result<Server> {
     .await
     .context("server did not start in time")?
     .ok_or_else(|| anyhow!("server exited before listening"))??;
-    Ok(Server { child, addr, log })
+    Ok(Server {
+        child,
+        addr,
+        log,
+        startup,
+    })
 }

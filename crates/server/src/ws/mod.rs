@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
@@ -27,7 +28,7 @@ pub(crate) async fn upgrade(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     if state.metrics().open_connections() >= state.config().max_connections as i64 {
         state.metrics().connection_refused();
@@ -44,6 +45,21 @@ pub(crate) async fn upgrade(
                 return HttpError::new(refusal.status(), refusal.message()).into_response()
             }
         };
+    // After the credential check, so a client learns about a bad key first; a plain
+    // HTTP request here gets a JSON error like every other route.
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => {
+            return HttpError::new(
+                rejection.status(),
+                format!(
+                    "/ws is the WebSocket endpoint: connect with a WebSocket client ({})",
+                    rejection.body_text()
+                ),
+            )
+            .into_response()
+        }
+    };
     let max_message = state.config().max_message_bytes();
     upgrade
         .read_buffer_size(WS_READ_BUFFER_BYTES)

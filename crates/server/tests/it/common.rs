@@ -45,9 +45,19 @@ impl TestServer {
 
     /// A server with `config`, over `store` (default: a new memory store).
     pub async fn start_with(config: ServerConfig, store: Option<Arc<dyn Store>>) -> Result<Self> {
-        let store = store.unwrap_or_else(|| Arc::new(MemoryStore::new(config.limits)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
+        Self::start_on(config, store, listener.into()).await
+    }
+
+    /// [`TestServer::start_with`] on the given listeners (`/metrics` on its own, say).
+    pub async fn start_on(
+        config: ServerConfig,
+        store: Option<Arc<dyn Store>>,
+        listeners: ripplekv_server::Listeners,
+    ) -> Result<Self> {
+        let store = store.unwrap_or_else(|| Arc::new(MemoryStore::new(config.limits)));
+        let listener = listeners;
+        let addr = listener.main.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(ripplekv_server::run(
             config,

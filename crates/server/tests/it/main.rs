@@ -10,6 +10,7 @@ mod bad_input;
 mod conditional;
 mod defences;
 mod hostile;
+mod openapi;
 mod operations;
 mod ops;
 mod ordering;

@@ -1,4 +1,5 @@
-//! Operations: `/metrics`, the connection limit, and pings for silent connections.
+//! Operations: `/metrics` (on the main port or its own), the connection limit, and
+//! pings for silent connections.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use ripplekv_server::ServerConfig;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{assert_ok, http, TestServer, Ws, KEY, SECRET};
+use crate::common::{assert_ok, http, http_raw, TestServer, Ws, KEY, SECRET};
 
 #[tokio::test]
 async fn metrics_count_requests_connections_and_notifications() -> Result<()> {
@@ -46,6 +47,40 @@ async fn metrics_count_requests_connections_and_notifications() -> Result<()> {
     }
     assert!(reply.contains("ripplekv_request_seconds_bucket{op=\"get\",le=\"+Inf\"} 2"));
     server.stop().await
+}
+
+/// With a metrics listener, `/metrics` is served there alone and not on the main port,
+/// which serves everything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_to_their_own_listener() -> Result<()> {
+    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let metrics_addr = metrics.local_addr()?;
+    let listeners = ripplekv_server::Listeners {
+        main: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        metrics: Some(metrics),
+    };
+    let config = ServerConfig::new(vec![KEY.into()], SECRET.to_vec());
+    let server = TestServer::start_on(config, None, listeners).await?;
+    server.http("GET", "/record/m", None).await?;
+    let main = http(server.addr, "GET", "/metrics", &[], None).await?;
+    assert_eq!(main.status, 404, "{main:?}");
+    assert_eq!(server.http("GET", "/health", None).await?.status, 200);
+    let moved = http_raw(metrics_addr, "GET", "/metrics", &[]).await?;
+    assert!(moved.head.starts_with("HTTP/1.1 200"), "{}", moved.head);
+    assert!(
+        moved
+            .body
+            .contains("ripplekv_requests_total{op=\"get\",code=\"404\"} 1"),
+        "{}",
+        moved.body
+    );
+    // Only the metrics are there.
+    let other = http(metrics_addr, "GET", "/health", &[], None).await?;
+    assert_eq!(other.status, 404);
+    server.stop().await?;
+    // Shutdown closed the metrics listener too.
+    assert!(tokio::net::TcpStream::connect(metrics_addr).await.is_err());
+    Ok(())
 }
 
 /// The body of a GET as text (the metrics are not JSON).

@@ -210,8 +210,9 @@ async fn an_export_imports_into_another_server() -> Result<()> {
         None,
     )
     .await?;
-    assert!(!wrong_key.status.success());
-    assert!(String::from_utf8(wrong_key.stderr)?.contains("Invalid API key (401)"));
+    assert_eq!(wrong_key.status.code(), Some(4), "refused credentials");
+    assert!(String::from_utf8(wrong_key.stderr)?
+        .contains("authentication refused (401): Invalid API key"));
     for leftover in ["x.jsonl", "x.jsonl.partial"] {
         assert!(
             !work.path().join(leftover).exists(),

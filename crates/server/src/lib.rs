@@ -7,7 +7,8 @@
 //! - `http`: the router, CORS, `/health`, `/openapi.json` and JSON error responses.
 //! - `auth`: API keys and how a request presents them.
 //! - `rate`: token-bucket rate limits per credential and per client IP.
-//! - `listen`: the accept loop, with the handshake timeout and graceful shutdown.
+//! - `listen`: the accept loop, with the handshake timeout and graceful shutdown;
+//!   `linger`: sockets are drained briefly after closing, so refusals are not reset.
 //! - `ops`: one file per operation (validate, then apply through the store).
 //! - [`hub`]: the fan-out index from keys to subscribed connections.
 //! - `ws`: the `/ws` upgrade, the per-connection session loop and the dispatcher.
@@ -24,6 +25,7 @@ mod auth;
 pub mod config;
 mod http;
 pub mod hub;
+mod linger;
 mod listen;
 mod metrics;
 mod ops;

@@ -27,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::linger::LingeringStream;
+
 /// How long to pause accepting after an error such as "too many open files", so the
 /// loop does not spin while the process is out of descriptors.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -69,7 +71,7 @@ pub(crate) async fn serve(
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(handshake_timeout)
-                .serve_connection(TokioIo::new(socket), service)
+                .serve_connection(TokioIo::new(LingeringStream::new(socket)), service)
                 .with_upgrades();
             tokio::pin!(connection);
             tokio::select! {

@@ -241,8 +241,15 @@ fn json_patch(current: Option<&str>, operations: &str) -> Result<String, Error> 
             Error::invalid("Stored value is not a JSON document; JSON Patch needs one")
         })?,
     };
-    json_patch::patch(&mut document, &patch)
-        .map_err(|err| Error::invalid(format!("JSON Patch failed: {err}")))?;
+    json_patch::patch(&mut document, &patch).map_err(|err| match current {
+        // The usual mistake: appending to `/-` of a key nobody created yet.
+        None => Error::invalid(format!(
+            "JSON Patch failed: the key does not exist, so the document is null and only \
+             the root path \"\" can be written; create it first (for example SET it to [] \
+             or {{}} with ifRevision 0): {err}"
+        )),
+        Some(_) => Error::invalid(format!("JSON Patch failed: {err}")),
+    })?;
     Ok(document.to_string())
 }
 
@@ -665,6 +672,14 @@ mod tests {
             None,
         );
         assert_eq!(created, "[]");
+        // Anything deeper on a missing key says that the key is missing and what to do.
+        let append = WriteOp::JsonPatch(r#"[{"op":"add","path":"/-","value":1}]"#.into());
+        let err = apply(&append, None, &limits).unwrap_err().to_string();
+        assert!(
+            err.starts_with("JSON Patch failed: the key does not exist, so the document is null"),
+            "{err}"
+        );
+        assert!(err.contains("with ifRevision 0"), "{err}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project, as CI does, and first sets up what they need:
 #   rustfmt and clippy, the npm packages (official HPKV SDKs, playwright-core),
-#   Chromium for the demo tests (Debian's package), and schemathesis (PyPI, in a
-#   virtualenv under target/) for the REST contract test.
+#   Chromium for the demo tests, PostgreSQL's and Redis's server programs for the
+#   multi-node tests (Debian's packages), and schemathesis (PyPI, in a virtualenv
+#   under target/) for the REST contract test.
 # Then: formatting and lints, the SDKs against the real binary, the demo page in
 # headless Chromium, every Rust test (with cargo-nextest when it is installed, else
 # cargo test), and schemathesis against the real binary's /openapi.json.
@@ -63,6 +64,16 @@ for dir in compat e2e; do
     (cd "$dir" && npm ci --no-audit --no-fund)
   fi
 done
+# The multi-node store's tests start their own PostgreSQL and Redis on free ports, so
+# they need the server programs, not running services.
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+if [ -z "$pg_bin" ] && ! command -v pg_ctl >/dev/null; then
+  apt_install postgresql
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+fi
+export RIPPLEKV_PG_BIN="${RIPPLEKV_PG_BIN:-${pg_bin:-$(dirname "$(command -v pg_ctl)")}}"
+[ -x "$RIPPLEKV_PG_BIN/pg_ctl" ] || missing "PostgreSQL's pg_ctl is not in $RIPPLEKV_PG_BIN: set RIPPLEKV_PG_BIN"
+command -v redis-server >/dev/null || apt_install redis-server
 command -v python3 >/dev/null || apt_install python3 python3-venv
 venv=target/python
 if [ ! -x "$venv/bin/schemathesis" ]; then

@@ -105,6 +105,15 @@ step "demo page: end-to-end in headless Chromium"
 step "REST contract: schemathesis against the real binary's /openapi.json"
 bash scripts/contract.sh "$venv/bin/schemathesis"
 
+step "container image"
+if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+  bash scripts/docker-test.sh
+else
+  # The packaging tests (crates/cli/tests/packaging.rs) still check the Dockerfile and
+  # run its command line and healthcheck with this build's binary.
+  echo "not built: no Docker daemon here (bash scripts/docker-test.sh where there is one)"
+fi
+
 step "Rust tests"
 if [ "$runner" = nextest ]; then
   cargo test --workspace --locked --doc # nextest does not run doc-tests

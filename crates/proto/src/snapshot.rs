@@ -103,7 +103,8 @@ impl Header {
         }
     }
 
-    /// Refuses headers of another format or a newer version.
+    /// Refuses headers of another format or of a version other than this build's (there
+    /// is only one so far).
     pub fn check(&self) -> Result<(), String> {
         if self.format != FORMAT {
             return Err(format!(

@@ -59,7 +59,7 @@ pub struct ServerConfig {
 }
 
 /// Bytes tungstenite reads from the socket at a time. Its default (128 KiB) would be
-/// allocated for every connection; 4 KiB keeps an idle connection at a few KiB.
+/// allocated for every connection; 2 KiB keeps an idle connection at a few KiB.
 pub const WS_READ_BUFFER_BYTES: usize = 2 * 1024;
 /// Bytes of outgoing frames gathered before a write to the socket.
 pub const WS_WRITE_BUFFER_BYTES: usize = 8 * 1024;

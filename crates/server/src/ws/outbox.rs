@@ -1,7 +1,9 @@
 //! A connection's bounded queue of outgoing frames.
 //!
-//! Replies wait for room ([`Outbox::send`]): a client that does not read its replies
-//! simply stops being read. Notifications cannot wait (they are pushed from the
+//! Replies wait for room by count and by bytes ([`Outbox::send`]): a client that does
+//! not read its replies simply stops being read, and its unread replies, however large
+//! (a RANGE page can hold 1000 values), stay within the same byte bound. One reply
+//! larger than the whole bound still goes out once the queue is empty. Notifications cannot wait (they are pushed from the
 //! store's commit path), so [`Outbox::try_push`] refuses them when the queue is full by
 //! count or by bytes; the hub then marks the connection a slow consumer, and the
 //! session closes it with 1008. Either way a connection holds at most the configured
@@ -99,8 +101,9 @@ impl Outbox {
         )
     }
 
-    /// Queues a frame, waiting for room (by count; replies are never refused for size).
-    /// A client that sends requests but never reads their replies would otherwise hold
+    /// Queues a frame, waiting for room by count and by bytes (a frame larger than the
+    /// byte bound waits for an empty queue, and is never refused for its size). A
+    /// client that sends requests but never reads their replies would otherwise hold
     /// the session forever: after waiting `stall`, the connection is marked slow.
     pub(crate) async fn send(&self, message: Message) -> Result<(), Closed> {
         let mut message = Some(message);
@@ -114,9 +117,12 @@ impl Outbox {
                 if !state.receiver_alive {
                     return Err(Closed);
                 }
-                if state.frames.len() < self.shared.max_messages {
+                let bytes = message.as_ref().map_or(0, size);
+                let fits_bytes =
+                    state.frames.is_empty() || state.bytes + bytes <= self.shared.max_bytes;
+                if state.frames.len() < self.shared.max_messages && fits_bytes {
                     let message = message.take().unwrap_or_else(|| unreachable!());
-                    state.bytes += size(&message);
+                    state.bytes += bytes;
                     state.frames.push_back(message);
                     drop(state);
                     self.shared.readable.notify_one();
@@ -276,6 +282,25 @@ mod tests {
             }
         }
         third.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn replies_wait_for_room_by_bytes_too_but_one_larger_than_the_bound_goes_alone() {
+        let (outbox, mut receiver) = Outbox::new(100, 10, STALL);
+        outbox.send(Message::Text("123456".into())).await.unwrap();
+        let sender = outbox.clone();
+        let second = tokio::spawn(async move { sender.send(Message::Text("12345".into())).await });
+        tokio::task::yield_now().await;
+        assert!(!second.is_finished(), "11 bytes > 10: the reply must wait");
+        receiver.recv().await.unwrap();
+        second.await.unwrap().unwrap();
+        receiver.recv().await.unwrap();
+        // Larger than the bound on its own: it is sent once nothing else is queued.
+        outbox
+            .send(Message::Text("a reply of 24 bytes > 10".into()))
+            .await
+            .unwrap();
+        assert_eq!(receiver.shared.lock().bytes, 24);
     }
 
     #[tokio::test]

@@ -112,7 +112,7 @@ impl ChangeSink for Hub {
             }
             let frame = notification_frame(change);
             for subscriber in subscribers {
-                subscriber.deliver(change.revision, &frame);
+                subscriber.deliver(change.revision, &change.key, &frame);
             }
         }
     }

@@ -2,9 +2,12 @@
 //! pattern allows, and whether it is replaying history.
 //!
 //! While a `subscribe` with `since` replays the change log, live notifications for
-//! the connection are held back in a buffer; when the replay ends, buffered changes
-//! newer than the last replayed revision are released, then delivery goes live. So a
-//! client sees every change once and in order across the replay/live boundary.
+//! the connection are held back in a buffer. A held change the replay covers (its key
+//! matches the replayed patterns) is sent by the replay if it is in the log read, and
+//! released afterwards if it is newer. A held change owed to another of the
+//! connection's subscriptions is released by the replay just before the next replayed
+//! change of a higher revision, or at its end. So a client sees every change once and
+//! in revision order across the replay/live boundary.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -47,7 +50,15 @@ impl Access {
 #[derive(Debug)]
 enum Gate {
     Live,
-    Replaying(Vec<(Revision, Utf8Bytes)>),
+    Replaying(Vec<Held>),
+}
+
+/// A notification held back during a replay.
+#[derive(Debug)]
+struct Held {
+    revision: Revision,
+    key: Box<str>,
+    frame: Utf8Bytes,
 }
 
 /// A connection that can receive notifications.
@@ -82,12 +93,16 @@ impl Subscriber {
 
     /// Queues a notification, or holds it back during a replay. A connection that
     /// cannot take it is marked slow and will be closed.
-    pub(crate) fn deliver(&self, revision: Revision, frame: &Utf8Bytes) {
+    pub(crate) fn deliver(&self, revision: Revision, key: &str, frame: &Utf8Bytes) {
         let mut gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
         let accepted = match &mut *gate {
             Gate::Live => self.outbox.try_push(Message::Text(frame.clone())),
             Gate::Replaying(held) if held.len() < self.replay_buffer_limit => {
-                held.push((revision, frame.clone()));
+                held.push(Held {
+                    revision,
+                    key: key.into(),
+                    frame: frame.clone(),
+                });
                 true
             }
             Gate::Replaying(_) => false,
@@ -104,12 +119,38 @@ impl Subscriber {
         *self.gate.lock().unwrap_or_else(PoisonError::into_inner) = Gate::Replaying(Vec::new());
     }
 
-    /// Releases held notifications newer than `replayed_up_to`, then goes live.
-    pub(crate) fn end_replay(&self, replayed_up_to: Revision) {
+    /// Takes the held notifications older than `revision` that the replay does not
+    /// cover (`covered` says which keys it replays), in order, for the replay to send
+    /// before its change at `revision`.
+    pub(crate) fn take_uncovered_before(
+        &self,
+        revision: Revision,
+        covered: impl Fn(&str) -> bool,
+    ) -> Vec<Utf8Bytes> {
+        let mut gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
+        let Gate::Replaying(held) = &mut *gate else {
+            return Vec::new();
+        };
+        let mut taken = Vec::new();
+        held.retain(|entry| {
+            let take = entry.revision < revision && !covered(&entry.key);
+            if take {
+                taken.push(entry.frame.clone());
+            }
+            !take
+        });
+        taken
+    }
+
+    /// Releases what is still held, in order, except the changes the replay covered
+    /// up to `replayed_up_to` (it sent them, or told the client to resync), then goes
+    /// live.
+    pub(crate) fn end_replay(&self, replayed_up_to: Revision, covered: impl Fn(&str) -> bool) {
         let mut gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
         if let Gate::Replaying(held) = std::mem::replace(&mut *gate, Gate::Live) {
-            for (revision, frame) in held {
-                if revision > replayed_up_to && !self.outbox.try_push(Message::Text(frame)) {
+            for entry in held {
+                let replayed = entry.revision <= replayed_up_to && covered(&entry.key);
+                if !replayed && !self.outbox.try_push(Message::Text(entry.frame)) {
                     self.outbox.mark_slow();
                     return;
                 }

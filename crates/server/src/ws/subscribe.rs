@@ -10,6 +10,9 @@
 //!
 //! A change committed during the replay is either in the log read (and skipped when
 //! released) or only in the held notifications; either way it is sent exactly once.
+//! Held changes owed to the connection's other subscriptions (keys the new patterns do
+//! not match) are never skipped: they are sent in revision order among the replayed
+//! ones, so a client resuming from the highest revision it saw misses nothing.
 //! If R is older than the retained log, or newer than anything this store has
 //! committed (it was restored from a backup taken before R), the client gets
 //! `{"type":"resync"}` instead and should re-read what it watches.
@@ -70,8 +73,16 @@ pub(crate) async fn subscribe(
     let mut replayed_up_to = since;
     let outcome = replay(conn, &patterns, id, &mut replayed_up_to).await;
     // Whatever happened, go live again, releasing only what was not replayed.
-    conn.subscriber.end_replay(replayed_up_to);
+    conn.subscriber
+        .end_replay(replayed_up_to, |key| covers(conn, &patterns, key));
     outcome
+}
+
+/// Whether the replay of `patterns` sends changes of `key` (the access pattern
+/// applies to in-band subscriptions of token connections).
+fn covers(conn: &Connection, patterns: &[Pattern], key: &str) -> bool {
+    patterns.iter().any(|pattern| pattern.matches(key))
+        && (!conn.filtered || conn.access.allows(key))
 }
 
 /// Sends the retained changes above `*replayed_up_to` that match, advancing it.
@@ -99,9 +110,14 @@ async fn replay(
         };
         let complete = changes.len() < REPLAY_PAGE;
         for change in changes {
-            let wanted = patterns.iter().any(|pattern| pattern.matches(&change.key))
-                && (!conn.filtered || conn.access.allows(&change.key));
-            if wanted {
+            if covers(conn, patterns, &change.key) {
+                // Held changes of other subscriptions that come before this one go first.
+                let earlier = conn
+                    .subscriber
+                    .take_uncovered_before(change.revision, |key| covers(conn, patterns, key));
+                for frame in earlier {
+                    conn.outbox.send(Message::Text(frame)).await?;
+                }
                 conn.outbox
                     .send(Message::Text(notification_frame(&change)))
                     .await?;

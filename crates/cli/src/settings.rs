@@ -320,13 +320,17 @@ impl Settings {
         if self.api_keys.iter().any(String::is_empty) {
             bail!("an API key must not be empty");
         }
+        // HPKV clients put the key into `?apiKey=` as it is, and the query is decoded, so
+        // a key with `%`, `+`, `&`, `#` or a space would arrive changed or cut short.
+        let unsafe_in_url = |c: char| c.is_control() || " &%+#?=".contains(c);
         if let Some(key) = self
             .api_keys
             .iter()
-            .find(|key| key.chars().any(|c| c.is_control() || c == '&' || c == ' '))
+            .find(|key| key.chars().any(unsafe_in_url))
         {
             bail!(
-                "API key {:?}... contains a space, '&' or a control character; it could not be sent in a URL",
+                "API key {:?}... contains a space, a control character or one of & % + # ? =; \
+                 clients send keys unencoded in URLs, where these change meaning",
                 key.chars().take(4).collect::<String>()
             );
         }
@@ -434,7 +438,9 @@ mod tests {
         let err = resolve(&["--config", path.to_str().unwrap()]).unwrap_err();
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
         assert!(resolve(&["--max-value-bytes", "0"]).is_err());
-        assert!(resolve(&["--api-key", "has space"]).is_err());
+        for unsafe_key in ["has space", "a+b", "50%off", "x#y", "a&b=c"] {
+            assert!(resolve(&["--api-key", unsafe_key]).is_err(), "{unsafe_key}");
+        }
         assert!(resolve(&["--durability", "sometimes"]).is_err());
         assert!(resolve(&["--ping-interval", "0"]).is_err());
         assert!(resolve(&["--log-format", "xml"]).is_err());

@@ -3,7 +3,8 @@
 //! paging; an inverted range is an empty page.
 //!
 //! A token connection sees only keys its access pattern allows; the others are left
-//! out silently. The page is still filled up to `limit` by scanning further, up to
+//! out silently. A token without an access pattern may read nothing, so its RANGE is
+//! refused (403) like its GET, rather than scanning to return an empty page. The page is still filled up to `limit` by scanning further, up to
 //! [`MAX_SCANNED`] keys, after which the page is returned with `truncated` set.
 
 use ripplekv_core::{Error, Limits, RangePage};
@@ -25,8 +26,10 @@ impl Ops {
         self.limits.check_range_bound("key", start)?;
         self.limits.check_range_bound("endKey", end)?;
         let limit = Limits::range_limit(limit)?;
-        if matches!(access, Access::All) {
-            return self.store.range(start, end, limit).await;
+        match access {
+            Access::All => return self.store.range(start, end, limit).await,
+            Access::Nothing => return Err(Error::Forbidden),
+            Access::Pattern(_) => {}
         }
         let mut page = RangePage::default();
         let mut from = start.to_owned();

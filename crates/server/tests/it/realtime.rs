@@ -140,6 +140,13 @@ async fn access_pattern_applies_to_every_op() -> Result<()> {
         403,
         DENIED,
     );
+    assert_error(
+        &watcher
+            .request(json!({"op": 5, "key": "a", "endKey": "z"}))
+            .await?,
+        403,
+        DENIED,
+    );
     server.stop().await
 }
 

@@ -1,21 +1,35 @@
 // RippleKV live todo board.
 //
 // Each day's todos live under one key, `todos-YYYY-MM-DD`, as a JSON array of
-// {id, text, priority, status, created}. The page mints a token scoped to `todos-*`
-// with the API key, then works over a token WebSocket:
+// {id, text, priority, status, created}. The API key the user pastes is used once, to
+// mint a token scoped to `todos-*`, and then dropped: a browser app must never hold a key
+// that can read and write everything. Only the token is kept (it expires, and can reach
+// only todos), and when it expires or is refused the page asks for the key again. Then
+// it works over a token WebSocket:
 //   - it subscribes in-band to the visible days, and after a drop resumes with `since`
 //     (the last revision it saw), so changes made while it was away are replayed;
 //   - every edit is an atomic JSON Patch. Adding appends to the array; edits and deletes
 //     first `test` that the todo is still at the index they target, so two people
-//     editing the same day at once never overwrite each other.
+//     editing the same day at once never overwrite each other;
+//   - a todo being added stays in its form until the server has acknowledged it, and is
+//     sent again (once, under the same id) when the connection is back.
 
-const KEY_STORE = 'ripplekv.apiKey';
 const TOKEN_STORE = 'ripplekv.token';
+/** Where earlier versions of this page kept the API key itself; erased on sight. */
+const LEGACY_KEY_STORE = 'ripplekv.apiKey';
 const THEME_STORE = 'ripplekv.theme';
 const PRIORITIES = ['low', 'medium', 'high'];
 const STATUSES = ['not set', 'in progress', 'done'];
 const REQUEST_TIMEOUT_MS = 10_000;
 const MAX_PATCH_ATTEMPTS = 6;
+/**
+ * Failed upgrades in a row, with the server answering plain HTTP, after which the token
+ * is taken as refused. More than one, because a server that is just starting or
+ * stopping can answer one probe and still refuse or drop the socket.
+ */
+const REFUSALS_BEFORE_ASKING = 3;
+const EXPIRED_MESSAGE = 'Your sign-in has expired. Paste the API key again to reconnect: the page keeps only a short-lived token, never the key.';
+const REFUSED_MESSAGE = 'The server no longer accepts this browser\'s sign-in (its token was refused). Paste the API key again to reconnect.';
 
 const $ = (id) => document.getElementById(id);
 
@@ -36,16 +50,25 @@ function visibleDays() {
     const iso = isoDate(date);
     const name = i === 0 ? 'Yesterday' : i === 1 ? 'Today' : i === 2 ? 'Tomorrow'
       : date.toLocaleDateString(undefined, { weekday: 'long' });
+    // For columns too narrow for "Wednesday" and its date on one line.
+    const short = i < 3 ? name : date.toLocaleDateString(undefined, { weekday: 'short' });
     const label = date.toLocaleDateString(undefined, { day: 'numeric', month: 'short' });
-    return { key: `todos-${iso}`, iso, name, label, today: i === 1 };
+    return { key: `todos-${iso}`, iso, name, short, label, today: i === 1 };
   });
 }
 
 // ---------------------------------------------------------------- state
 
+localStorage.removeItem(LEGACY_KEY_STORE);
+
 const state = {
-  apiKey: localStorage.getItem(KEY_STORE),
+  /** The only credential the page keeps: scoped to `todos-*`, and it expires. */
   token: localStorage.getItem(TOKEN_STORE),
+  /** Bumped on every sign-in and sign-out, so a connection attempt begun before is dropped. */
+  session: 0,
+  connecting: false,
+  /** Failed upgrades in a row while the server answered HTTP: see REFUSALS_BEFORE_ASKING. */
+  refusals: 0,
   days: visibleDays(),
   /** key -> { items: [], revision } ; revision 0 means the key does not exist. */
   todos: new Map(),
@@ -59,7 +82,13 @@ const state = {
   editing: null,
   /** Todo ids already shown, so only new arrivals are highlighted. */
   shown: new Set(),
-  /** day key -> { text, priority } not yet added: survives re-renders caused by others. */
+  /**
+   * day key -> the add form's content and progress, kept here rather than only in the
+   * elements so that re-renders caused by others cannot erase it:
+   * { text, priority, phase: 'idle' | 'sending' | 'waiting' | 'failed', note,
+   *   todo: { id, created } once submitted, maybeSaved: an attempt was sent unanswered,
+   *   attempts, slow: the current attempt is taking long enough to say so }.
+   */
   drafts: new Map(),
 };
 for (const day of state.days) state.todos.set(day.key, { items: [], revision: 0 });
@@ -81,71 +110,131 @@ function showBanner(text, kind = 'error') {
 
 class KeyRefused extends Error {}
 
-/** Mints a token that may touch only `todos-*` keys. */
-async function mintToken() {
+/**
+ * When a token stops being accepted, in ms since the epoch, or null if it cannot be
+ * read. The server's tokens are base64url(JSON claims || 32-byte MAC), the expiry being
+ * the claim `e`; reading it needs no secret (only checking the MAC does).
+ */
+function tokenExpiry(token) {
+  try {
+    const binary = atob(token.replace(/-/g, '+').replace(/_/g, '/'));
+    const bytes = Uint8Array.from(binary, (char) => char.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes.subarray(0, bytes.length - 32)));
+    return Number.isFinite(claims.e) ? claims.e : null;
+  } catch {
+    return null;
+  }
+}
+
+function tokenExpired() {
+  const expiry = tokenExpiry(state.token);
+  // An unreadable token is not judged here: the server decides when the page connects.
+  return expiry !== null && expiry <= Date.now();
+}
+
+/** Mints a token that may touch only `todos-*` keys. The key is not kept anywhere. */
+async function mintToken(apiKey) {
   let response;
   try {
     response = await fetch('/token/websocket', {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-api-key': state.apiKey },
+      headers: { 'content-type': 'application/json', 'x-api-key': apiKey },
       body: JSON.stringify({ accessPattern: '^todos-*$' }),
     });
   } catch {
-    throw new Error('Cannot reach the RippleKV server. Is it running? Retrying…');
+    throw new Error('Cannot reach the RippleKV server. Is it running? Then press Connect again.');
   }
   if (response.status === 401) throw new KeyRefused('The server refused that API key (401). Use the key printed in the server log when it started.');
-  if (!response.ok) throw new Error(`The server could not issue a token (HTTP ${response.status}). Retrying…`);
+  if (!response.ok) throw new Error(`The server could not issue a token (HTTP ${response.status}). Try again in a moment.`);
   const { token } = await response.json();
-  state.token = token;
-  localStorage.setItem(TOKEN_STORE, token);
+  if (typeof token !== 'string' || !token) throw new Error('The server sent no token. Try again in a moment.');
+  return token;
 }
 
 function openSocket() {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(`${scheme}://${location.host}/ws?token=${state.token}`);
+    const socket = new WebSocket(`${scheme}://${location.host}/ws?token=${encodeURIComponent(state.token)}`);
     socket.onopen = () => resolve(socket);
     socket.onerror = () => reject(new Error('connection failed'));
   });
 }
 
-async function connect() {
-  setStatus('connecting', state.everConnected ? 'Reconnecting…' : 'Connecting…');
+/**
+ * Whether the server answers plain HTTP. A browser is not told why a WebSocket upgrade
+ * failed, so this tells "the server is down" (keep the token, retry) from "the server is
+ * up but refused the socket" (most likely a 403 for the token).
+ */
+async function serverAnswers() {
   try {
-    if (!state.token) await mintToken();
-    let socket;
-    try {
-      socket = await openSocket();
-    } catch {
-      // A browser cannot see why an upgrade failed: the token may have expired, or the
-      // server may be down. Minting a new token tells the two apart.
-      await mintToken();
-      socket = await openSocket();
-    }
-    state.socket = socket;
-    socket.onmessage = (event) => receive(JSON.parse(event.data));
-    socket.onclose = () => disconnected();
-    socket.onerror = () => {};
-    state.attempt = 0;
-    state.everConnected = true;
-    showBanner('');
-    await subscribe();
-    setStatus('live', 'Live');
-  } catch (error) {
-    if (error instanceof KeyRefused) {
-      forgetKey(error.message);
-      return;
-    }
-    showBanner(error.message || 'Connection failed. Retrying…', 'info');
-    retryLater();
+    const response = await fetch('/health', { cache: 'no-store', signal: AbortSignal.timeout(5000) });
+    return response.ok;
+  } catch {
+    return false;
   }
 }
 
-function disconnected() {
+async function connect() {
+  if (state.connecting || state.socket) return;
+  if (!state.token) return askForKey('');
+  if (tokenExpired()) return askForKey(EXPIRED_MESSAGE, 'info');
+  const session = state.session;
+  state.connecting = true;
+  setStatus('connecting', state.everConnected ? 'Reconnecting…' : 'Connecting…');
+  let socket;
+  try {
+    socket = await openSocket();
+  } catch {
+    const answers = await serverAnswers();
+    if (session !== state.session) return; // signed out meanwhile
+    state.connecting = false;
+    if (!answers) {
+      state.refusals = 0;
+      showBanner('Cannot reach the RippleKV server. Is it running? Retrying…', 'info');
+    } else if (tokenExpired()) {
+      return askForKey(EXPIRED_MESSAGE, 'info');
+    } else if (++state.refusals >= REFUSALS_BEFORE_ASKING) {
+      return askForKey(REFUSED_MESSAGE);
+    }
+    retryLater();
+    return;
+  }
+  if (session !== state.session) {
+    socket.close();
+    return;
+  }
+  state.connecting = false;
+  state.socket = socket;
+  state.refusals = 0;
+  socket.onmessage = (event) => receive(JSON.parse(event.data));
+  socket.onclose = () => { if (state.socket === socket) disconnected(); };
+  socket.onerror = () => {};
+  state.attempt = 0;
+  state.everConnected = true;
+  showBanner('');
+  try {
+    await subscribe();
+  } catch {
+    if (state.socket === socket) {
+      showBanner('The server did not answer. Reconnecting…', 'info');
+      socket.close(); // starts over through `disconnected`
+    }
+    return;
+  }
+  setStatus('live', 'Live');
+  retryAdds();
+}
+
+/** Forgets the socket; whatever was waiting for an answer on it fails. */
+function dropSocket() {
   state.socket = null;
   for (const { reject } of state.pending.values()) reject(new Error('disconnected'));
   state.pending.clear();
-  if (!state.apiKey) return;
+}
+
+function disconnected() {
+  dropSocket();
+  if (!state.token) return;
   setStatus('connecting', 'Reconnecting…');
   retryLater();
 }
@@ -153,7 +242,8 @@ function disconnected() {
 function retryLater() {
   const delay = Math.min(5000, 250 * 2 ** state.attempt) * (0.75 + Math.random() * 0.5);
   state.attempt = Math.min(state.attempt + 1, 8);
-  setTimeout(() => { if (!state.socket && state.apiKey) connect(); }, delay);
+  const session = state.session;
+  setTimeout(() => { if (session === state.session && state.token) connect(); }, delay);
 }
 
 /** Subscribes to the visible days: from scratch the first time, with `since` after. */
@@ -177,19 +267,23 @@ async function reload() {
     const record = found.get(day.key);
     apply(day.key, record ? record.value : null, record ? record.revision : 0, true);
   }
+  if (state.shown.size === 0) {
+    // The first read brings what was already there: nothing to highlight as new.
+    for (const { items } of state.todos.values()) for (const todo of items) state.shown.add(todo.id);
+  }
   render();
 }
 
 function request(body) {
   return new Promise((resolve, reject) => {
     if (!state.socket || state.socket.readyState !== WebSocket.OPEN) {
-      reject(new Error('Not connected; your change was not saved. Try again in a moment.'));
+      reject(Object.assign(new Error('Not connected; your change was not saved. Try again in a moment.'), { notSent: true }));
       return;
     }
     const messageId = state.nextMessageId++;
     const timer = setTimeout(() => {
       state.pending.delete(messageId);
-      reject(new Error('The server did not answer in time.'));
+      reject(Object.assign(new Error('The server did not answer in time.'), { timedOut: true }));
     }, REQUEST_TIMEOUT_MS);
     state.pending.set(messageId, {
       resolve: (reply) => { clearTimeout(timer); resolve(reply); },
@@ -247,7 +341,7 @@ function apply(key, value, revision, fromRead) {
 
 // ---------------------------------------------------------------- edits
 
-async function reportFailure(action, error) {
+function reportFailure(action, error) {
   showBanner(`Could not ${action}: ${error.message}`);
 }
 
@@ -260,13 +354,81 @@ async function ensureDayExists(key) {
   }
 }
 
-async function addTodo(key, text, priority) {
-  const todo = { id: crypto.randomUUID(), text, priority, status: 'not set', created: new Date().toISOString() };
+function draftOf(key) {
+  if (!state.drafts.has(key)) {
+    state.drafts.set(key, { text: '', priority: 'medium', phase: 'idle', note: '', todo: null, maybeSaved: false, attempts: 0, slow: false });
+  }
+  return state.drafts.get(key);
+}
+
+/**
+ * Adds the todo in a day's form. Its text stays in the form, which is locked, until the
+ * server acknowledges the write; if the connection is down it waits and is sent when the
+ * page reconnects. Every attempt appends under the same id, and an attempt after one
+ * that went unanswered first checks whether that one was saved, so a todo is added
+ * exactly once however often the connection drops.
+ */
+async function submitAdd(key) {
+  const draft = draftOf(key);
+  const text = draft.text.trim();
+  if (!text || draft.phase === 'sending') return;
+  draft.todo ??= { id: crypto.randomUUID(), created: new Date().toISOString() };
+  draft.phase = 'sending';
+  draft.slow = false;
+  const attempt = ++draft.attempts;
+  paintAdd(key);
+  // Acknowledgements usually arrive at once: say "Saving…" only when one is slow.
+  setTimeout(() => {
+    if (draft.phase === 'sending' && draft.attempts === attempt) {
+      draft.slow = true;
+      paintAdd(key);
+    }
+  }, 400);
+  let patchSent = false;
   try {
+    if (draft.maybeSaved) {
+      const fresh = await request({ op: 'get', key }).catch((error) => {
+        if (error.code === 404) return null;
+        throw error;
+      });
+      apply(key, fresh ? fresh.value : null, fresh ? fresh.revision : 0, true);
+      render();
+      if (state.todos.get(key).items.some((todo) => todo.id === draft.todo.id)) return added(key);
+    }
     await ensureDayExists(key);
-    await request({ op: 'jsonpatch', key, value: JSON.stringify([{ op: 'add', path: '/-', value: todo }]) });
+    const todo = { id: draft.todo.id, text, priority: draft.priority, status: 'not set', created: draft.todo.created };
+    const patch = JSON.stringify([{ op: 'add', path: '/-', value: todo }]);
+    patchSent = true;
+    draft.maybeSaved = true;
+    await request({ op: 'jsonpatch', key, value: patch });
+    added(key);
   } catch (error) {
-    reportFailure('add the todo', error);
+    // A patch that never left, or that the server refused, wrote nothing.
+    if (patchSent && (error.notSent || error.code !== undefined)) draft.maybeSaved = false;
+    if (error.code !== undefined) {
+      // Resending as is would be refused again: the user decides.
+      draft.phase = 'failed';
+      draft.note = `Not saved: ${error.message.replace(/\.$/, '')}. Press Add to try again.`;
+    } else {
+      draft.phase = 'waiting';
+      draft.note = 'Not saved yet: it will be as soon as the server is back.';
+      // An unanswered request on a live connection gets no reconnect to retry it.
+      if (error.timedOut) setTimeout(() => { if (state.socket) retryAdds(); }, 2000);
+    }
+    paintAdd(key);
+  }
+}
+
+function added(key) {
+  const draft = draftOf(key);
+  Object.assign(draft, { text: '', phase: 'idle', note: '', todo: null, maybeSaved: false });
+  paintAdd(key);
+}
+
+/** Sends the adds that were waiting for the connection. */
+function retryAdds() {
+  for (const [key, draft] of state.drafts) {
+    if (draft.phase === 'waiting') submitAdd(key);
   }
 }
 
@@ -305,6 +467,7 @@ function element(tag, props = {}, ...children) {
   for (const [name, value] of Object.entries(props)) {
     if (name === 'dataset') Object.assign(node.dataset, value);
     else if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
+    else if (name === 'role' || name.includes('-')) node.setAttribute(name, value);
     else if (value !== undefined && value !== null) node[name] = value;
   }
   node.append(...children.filter((child) => child !== null && child !== undefined));
@@ -316,11 +479,12 @@ function renderTodo(day, todo) {
   const status = STATUSES.includes(todo.status) ? todo.status : 'not set';
   const editing = state.editing === todo.id;
   const text = editing
-    ? element('input', {
-      className: 'text-edit', value: todo.text ?? '', dataset: { testid: 'edit-input' },
+    ? element('textarea', {
+      className: 'text-edit', value: todo.text ?? '', rows: 1, maxLength: 500, dataset: { testid: 'edit-input' },
       onkeydown: (event) => {
         if (event.key === 'Enter') {
-          const value = event.target.value.trim();
+          event.preventDefault(); // a todo is one line of text: Enter saves it
+          const value = event.target.value.replace(/\s+/g, ' ').trim();
           state.editing = null;
           if (value && value !== todo.text) updateTodo(day.key, todo.id, { text: value }, 'edit the todo');
           render();
@@ -329,11 +493,19 @@ function renderTodo(day, todo) {
           render();
         }
       },
+      oninput: (event) => fitToText(event.target),
       onblur: () => { if (state.editing === todo.id) { state.editing = null; render(); } },
     })
+    // Long texts are clamped to a few lines; the title shows them whole, and so does
+    // the editor, which grows to fit.
     : element('div', {
-      className: 'text', textContent: todo.text ?? '', title: 'Click to edit', dataset: { testid: 'todo-text' },
-      onclick: () => { state.editing = todo.id; render(); },
+      className: 'text', textContent: todo.text ?? '', title: `${todo.text ?? ''}\n\nClick to edit`, dataset: { testid: 'todo-text' },
+      onclick: () => {
+        state.editing = todo.id;
+        render();
+        const edit = $('board').querySelector('[data-testid="edit-input"]');
+        edit?.setSelectionRange(edit.value.length, edit.value.length);
+      },
     });
   // Highlight todos that just arrived (from anyone), but not on every re-render.
   const arrived = state.shown.size > 0 && !state.shown.has(todo.id);
@@ -350,41 +522,74 @@ function renderTodo(day, todo) {
           className: 'pill', type: 'button', textContent: priority, title: 'Priority (click to change)', dataset: { testid: 'todo-priority' },
           onclick: () => updateTodo(day.key, todo.id, { priority: next(PRIORITIES, priority) }, 'change the priority'),
         }),
-        element('span', { className: 'state', textContent: status === 'not set' ? '' : status }))),
-    element('button', {
-      className: 'remove', type: 'button', textContent: '×', title: 'Delete', dataset: { testid: 'todo-delete' },
-      onclick: () => deleteTodo(day.key, todo.id),
-    }));
+        element('span', { className: 'state', textContent: status === 'not set' ? '' : status }),
+        element('button', {
+          className: 'remove', type: 'button', textContent: '×', title: 'Delete', 'aria-label': 'Delete', dataset: { testid: 'todo-delete' },
+          onclick: () => deleteTodo(day.key, todo.id),
+        }))));
+}
+
+function fitToText(textarea) {
+  textarea.style.height = 'auto';
+  textarea.style.height = `${textarea.scrollHeight + 2}px`;
 }
 
 function renderDay(day) {
   const { items } = state.todos.get(day.key);
-  // What was typed or chosen but not added yet lives in state, not only in the
-  // elements, so another person's change (which re-renders the board) cannot erase it.
-  const draft = state.drafts.get(day.key) ?? { text: '', priority: 'medium' };
-  const saveDraft = () => state.drafts.set(day.key, { text: input.value, priority: priority.value });
-  const input = element('input', {
-    placeholder: 'Add a todo…', maxLength: 500, value: draft.text, dataset: { testid: 'add-input' }, oninput: saveDraft,
-  });
-  const priority = element('select', { title: 'Priority', dataset: { testid: 'add-priority' }, onchange: saveDraft },
-    ...PRIORITIES.map((p) => element('option', { value: p, textContent: p, selected: p === draft.priority })));
-  const form = element('form', {
-    className: 'add',
-    onsubmit: (event) => {
-      event.preventDefault();
-      const text = input.value.trim();
-      if (!text) return;
-      input.value = '';
-      state.drafts.delete(day.key);
-      addTodo(day.key, text, priority.value);
-    },
-  }, element('div', { className: 'row' }, input, element('button', { type: 'submit', textContent: 'Add', dataset: { testid: 'add-button' } })), priority);
   return element('section', { className: `day${day.today ? ' today' : ''}`, dataset: { day: day.iso, testid: `day-${day.iso}` } },
     element('header', {},
-      element('h2', {}, day.name, element('span', { className: 'date', textContent: day.label })),
+      element('h2', { title: `${day.name}, ${day.label}` },
+        ...(day.short === day.name
+          ? [element('span', { className: 'name', textContent: day.name })]
+          : [element('span', { className: 'name long', textContent: day.name }), element('span', { className: 'name short', textContent: day.short })]),
+        element('span', { className: 'date', textContent: day.label })),
       element('span', { className: 'count', textContent: String(items.length), dataset: { testid: 'count' } })),
-    form,
+    renderAddForm(day),
     renderList(day));
+}
+
+function renderAddForm(day) {
+  const draft = draftOf(day.key);
+  const input = element('input', {
+    placeholder: 'Add a todo…', maxLength: 500, value: draft.text, 'aria-label': `New todo for ${day.name}`, dataset: { testid: 'add-input' },
+    oninput: () => { draft.text = input.value; if (draft.phase === 'failed') { draft.phase = 'idle'; paintAdd(day.key); } },
+  });
+  const priority = element('select', {
+    title: 'Priority', 'aria-label': 'Priority', dataset: { testid: 'add-priority' },
+    onchange: () => { draft.priority = priority.value; },
+  }, ...PRIORITIES.map((p) => element('option', { value: p, textContent: p, selected: p === draft.priority })));
+  const form = element('form', {
+    className: 'add', dataset: { key: day.key },
+    onsubmit: (event) => {
+      event.preventDefault();
+      submitAdd(day.key);
+    },
+  },
+  input,
+  element('div', { className: 'row' }, priority, element('button', { type: 'submit', textContent: 'Add', dataset: { testid: 'add-button' } })),
+  element('p', { className: 'add-note', role: 'status', dataset: { testid: 'add-note' } }));
+  paintAddForm(form, draft);
+  return form;
+}
+
+function paintAdd(key) {
+  const form = $('board').querySelector(`form.add[data-key="${key}"]`);
+  if (form) paintAddForm(form, draftOf(key));
+}
+
+/** Shows a draft's progress in its form: locked while the todo is on its way. */
+function paintAddForm(form, draft) {
+  const [input, priority, button, note] = ['input', 'select', 'button', '.add-note'].map((selector) => form.querySelector(selector));
+  const locked = draft.phase === 'sending' || draft.phase === 'waiting';
+  form.dataset.state = draft.phase;
+  form.setAttribute('aria-busy', String(locked));
+  input.readOnly = locked;
+  priority.disabled = locked;
+  button.disabled = locked;
+  if (input.value !== draft.text) input.value = draft.text;
+  priority.value = draft.priority;
+  note.textContent = draft.phase === 'sending' ? (draft.slow ? 'Saving…' : '') : draft.phase === 'idle' ? '' : draft.note;
+  note.hidden = !note.textContent;
 }
 
 /** The todos of a day, or a note that there are none. Always a section's last child. */
@@ -416,33 +621,58 @@ function render() {
   if (edit) {
     if (editValue !== null) edit.value = editValue;
     edit.focus();
+    fitToText(edit);
   }
 }
 
 // ---------------------------------------------------------------- key, theme, start
 
-function forgetKey(message) {
-  state.apiKey = null;
+/** Drops the token and shows the sign-in form, with why if `message`. */
+function askForKey(message, kind = 'error') {
   state.token = null;
-  localStorage.removeItem(KEY_STORE);
+  state.session++;
+  state.connecting = false;
+  state.refusals = 0;
   localStorage.removeItem(TOKEN_STORE);
-  if (state.socket) state.socket.close();
+  const socket = state.socket;
+  if (socket) {
+    dropSocket();
+    socket.close();
+  }
   showBanner('');
   setStatus('offline', 'Offline');
   $('board').hidden = true;
-  $('change-key').hidden = true;
+  $('sign-out').hidden = true;
   $('onboarding').hidden = false;
-  $('key-error').hidden = !message;
-  $('key-error').textContent = message || '';
+  showKeyMessage(message, kind);
   $('api-key').focus();
+}
+
+function showKeyMessage(message, kind = 'error') {
+  const box = $('key-error');
+  box.dataset.kind = kind;
+  box.textContent = message || '';
+  box.hidden = !message;
 }
 
 function start() {
   $('onboarding').hidden = true;
   $('board').hidden = false;
-  $('change-key').hidden = false;
+  $('sign-out').hidden = false;
   render();
+  revealToday();
   connect();
+}
+
+/** Scrolls the board sideways, if it has to, so today's column is wholly in view. */
+function revealToday() {
+  const board = $('board');
+  const today = board.querySelector('.day.today');
+  if (!today) return;
+  const view = board.getBoundingClientRect();
+  const box = today.getBoundingClientRect();
+  if (box.left >= view.left && box.right <= view.right) return;
+  board.scrollLeft += (box.left + box.right) / 2 - (view.left + view.right) / 2;
 }
 
 function setTheme(theme) {
@@ -453,25 +683,32 @@ function setTheme(theme) {
 
 $('theme').addEventListener('click', () => setTheme(document.documentElement.dataset.theme === 'dark' ? 'light' : 'dark'));
 $('theme').textContent = document.documentElement.dataset.theme === 'dark' ? 'Light theme' : 'Dark theme';
-$('change-key').addEventListener('click', () => forgetKey(''));
+$('sign-out').addEventListener('click', () => askForKey(''));
 $('key-form').addEventListener('submit', async (event) => {
   event.preventDefault();
-  const key = $('api-key').value.trim();
-  if (!key) return;
-  state.apiKey = key;
-  state.token = null;
-  $('key-error').hidden = true;
+  const input = $('api-key');
+  const button = $('connect');
+  if (!input.value.trim() || button.disabled) return;
+  showKeyMessage('');
+  button.disabled = true;
+  let token;
   try {
-    await mintToken();
+    // Read straight from the field and passed along, so the key lives in no variable
+    // that outlasts this request.
+    token = await mintToken(input.value.trim());
   } catch (error) {
-    if (error instanceof KeyRefused) return forgetKey(error.message);
-    $('key-error').textContent = error.message;
-    $('key-error').hidden = false;
+    showKeyMessage(error.message, error instanceof KeyRefused ? 'error' : 'info');
+    input.focus();
     return;
+  } finally {
+    button.disabled = false;
   }
-  localStorage.setItem(KEY_STORE, key);
+  input.value = '';
+  state.token = token;
+  state.session++;
+  localStorage.setItem(TOKEN_STORE, token);
   start();
 });
 
-if (state.apiKey) start();
-else forgetKey('');
+if (state.token) start();
+else askForKey('');

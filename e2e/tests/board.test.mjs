@@ -135,6 +135,42 @@ describe('live todo board', () => {
     await todos(alice, 3).filter({ hasText: 'After the restart' }).waitFor(WAIT);
   });
 
+  test('a todo added while the server is down stays in the form until it is saved, then is saved once', async () => {
+    const text = 'Written while the server was down';
+    const column = day(alice, 4);
+    const note = column.getByTestId('add-note');
+    await server.stop();
+    try {
+      await alice.waitForSelector('[data-testid=connection][data-state=connecting]', WAIT);
+      await add(alice, 4, text, 'high');
+      await note.waitFor(WAIT);
+      assert.match(await note.textContent(), /Not saved yet/);
+      assert.equal(await column.getByTestId('add-input').inputValue(), text, 'the text is kept');
+      assert.equal(await column.getByTestId('add-priority').inputValue(), 'high', 'the priority is kept');
+      assert.equal(await todos(alice, 4).count(), 0);
+    } finally {
+      await server.restart(); // even if an assertion failed, so later tests have a server
+    }
+    await live(alice);
+    // Saved once the page is back: the form empties only when the server has it.
+    await alice.waitForFunction(
+      () => document.querySelector('.day:nth-child(5) [data-testid=add-input]').value === '', null, WAIT);
+    assert.equal(await note.isVisible(), false);
+    const stored = (await storedTodos(4)).filter((todo) => todo.text === text);
+    assert.equal(stored.length, 1, 'saved exactly once');
+    assert.equal(stored[0].priority, 'high');
+    for (const page of [alice, bob]) {
+      await live(page);
+      await todos(page, 4).filter({ hasText: text }).waitFor(WAIT);
+      assert.equal(await todos(page, 4).filter({ hasText: text }).count(), 1);
+    }
+    // Adding again on a healthy connection empties the form at once, as before.
+    await add(alice, 4, 'And one more', 'low');
+    await todos(bob, 4).filter({ hasText: 'And one more' }).waitFor(WAIT);
+    assert.equal(await column.getByTestId('add-input').inputValue(), '');
+    assert.equal((await storedTodos(4)).filter((todo) => todo.text === text).length, 1, 'still once');
+  });
+
   test('a wrong key is explained plainly', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -145,6 +181,37 @@ describe('live todo board', () => {
     await error.waitFor(WAIT);
     assert.match(await error.textContent(), /refused that API key \(401\)/);
     await context.close();
+  });
+
+  test('a wrong key is shown as an error, in both themes', async () => {
+    for (const colorScheme of ['light', 'dark']) {
+      const context = await browser.newContext({ colorScheme, viewport: { width: 900, height: 600 } });
+      const page = await context.newPage();
+      await page.goto(server.baseUrl);
+      await page.getByTestId('api-key').fill('not-the-key');
+      await page.getByTestId('connect').click();
+      const error = page.getByRole('alert').filter({ hasText: 'refused that API key' });
+      await error.waitFor(WAIT);
+      assert.ok(await error.isVisible());
+      assert.equal(await error.getAttribute('data-testid'), 'key-error');
+      // Styled as an error: a red text and border, not plain grey text.
+      const look = await error.evaluate((node) => {
+        const style = getComputedStyle(node);
+        const rgb = (color) => color.match(/\d+(\.\d+)?/g).slice(0, 3).map(Number);
+        const muted = document.createElement('span');
+        muted.style.color = 'var(--muted)';
+        node.after(muted);
+        const mutedColor = getComputedStyle(muted).color;
+        muted.remove();
+        return { text: rgb(style.color), border: rgb(style.borderLeftColor), borderWidth: parseFloat(style.borderLeftWidth), muted: mutedColor, color: style.color };
+      });
+      const red = ([r, g, b]) => r > g + 60 && r > b + 60;
+      assert.ok(red(look.text), `${colorScheme}: the message is ${look.color}, not an error colour`);
+      assert.notEqual(look.color, look.muted);
+      assert.ok(red(look.border) && look.borderWidth >= 2, `${colorScheme}: the message has no error border`);
+      await page.screenshot({ path: `${ARTIFACTS}wrong-key-${colorScheme}.png` });
+      await context.close();
+    }
   });
 
   test('screenshots of both themes (saved as artifacts); the theme is remembered', async () => {

@@ -94,6 +94,10 @@ pub async fn run(
         };
         state.sessions().close();
         state.sessions().wait().await;
+        // The metrics listener drains within the same grace period.
+        if let Some(metrics_served) = metrics_served {
+            let _ = metrics_served.await;
+        }
         outcome
     };
     let result = match tokio::time::timeout(grace, drain).await {
@@ -110,9 +114,6 @@ pub async fn run(
         }
     };
     let _ = sweeper.await;
-    if let Some(metrics_served) = metrics_served {
-        let _ = metrics_served.await;
-    }
     if let Err(err) = store.close().await {
         tracing::error!(error = %err, "closing the store failed");
     }

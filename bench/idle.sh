@@ -3,14 +3,18 @@
 # with `ripplekv bench idle` (default 10000), and divides the server's RSS growth by N.
 #
 #   bash bench/idle.sh [N]
+#   RIPPLEKV_BIN=/path/to/ripplekv bash bench/idle.sh [N]   # measure another build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-10000}"
 ulimit -n "$(ulimit -Hn)"
-cargo build --release --locked --bin ripplekv >&2
+if [ -z "${RIPPLEKV_BIN:-}" ]; then
+  cargo build --release --locked --bin ripplekv >&2
+fi
+bin="${RIPPLEKV_BIN:-target/release/ripplekv}"
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-target/release/ripplekv --listen "127.0.0.1:$port" --data-dir "$data" --api-key idle-key \
+"$bin" --listen "127.0.0.1:$port" --data-dir "$data" --api-key idle-key \
   --durability relaxed 2>"$data/server.log" &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$data"' EXIT

@@ -10,6 +10,8 @@
 //! - `listen`: the accept loop, with the handshake timeout and graceful shutdown;
 //!   `linger`: sockets are drained briefly after closing, so refusals are not reset.
 //! - `ops`: one file per operation (validate, then apply through the store).
+//! - `sequencer`: orders committed changes into the hub and tracks how far delivery
+//!   has come, which `since` replays are served against.
 //! - [`hub`]: the fan-out index from keys to subscribed connections.
 //! - `ws`: the `/ws` upgrade, the per-connection session loop and the dispatcher.
 //! - `rest`: the REST routes; `admin`: `GET /admin/snapshot` for backups and exports.
@@ -31,6 +33,7 @@ mod metrics;
 mod ops;
 mod rate;
 mod rest;
+mod sequencer;
 pub mod server;
 mod state;
 mod token;

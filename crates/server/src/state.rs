@@ -12,6 +12,7 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::ops::Ops;
 use crate::rate::{RateLimiter, Subject};
+use crate::sequencer::Sequencer;
 use crate::token::Tokens;
 use crate::ServerConfig;
 
@@ -26,6 +27,8 @@ struct Inner {
     keys: ApiKeys,
     tokens: Tokens,
     hub: Arc<Hub>,
+    /// Orders the store's changes into the hub; what replays are served against.
+    sequencer: Arc<Sequencer>,
     metrics: Arc<Metrics>,
     /// Requests per API key or token.
     credential_limits: Arc<RateLimiter>,
@@ -41,16 +44,19 @@ struct Inner {
 }
 
 impl AppState {
-    /// The state of a server over `store`; the store's changes are published to the hub.
+    /// The state of a server over `store`; the store's changes reach the hub through
+    /// the sequencer.
     pub(crate) fn new(config: ServerConfig, store: Arc<dyn Store>) -> Self {
         let hub = Arc::new(Hub::default());
-        store.set_change_sink(Arc::clone(&hub) as _);
+        let sequencer = Arc::new(Sequencer::new(Arc::clone(&hub), store.revision()));
+        store.set_change_sink(Arc::clone(&sequencer) as _);
         AppState {
             inner: Arc::new(Inner {
                 ops: Ops::new(store, config.limits),
                 keys: ApiKeys::new(config.api_keys.clone()),
                 tokens: tokens(&config),
                 hub,
+                sequencer,
                 metrics: Arc::default(),
                 credential_limits: Arc::new(RateLimiter::new(config.credential_rate_limit)),
                 ip_limits: RateLimiter::new(config.ip_rate_limit),
@@ -76,6 +82,10 @@ impl AppState {
 
     pub(crate) fn hub(&self) -> &Arc<Hub> {
         &self.inner.hub
+    }
+
+    pub(crate) fn sequencer(&self) -> &Arc<Sequencer> {
+        &self.inner.sequencer
     }
 
     pub(crate) fn metrics(&self) -> &Arc<Metrics> {

@@ -18,6 +18,7 @@ use crate::hub::{Access, Hub, Subscriber};
 use crate::metrics::Metrics;
 use crate::ops::Ops;
 use crate::rate::{RateLimiter, Subject};
+use crate::sequencer::Sequencer;
 use crate::wire::{self, DELETED, JSON_PATCHED, PATCHED, SAVED};
 
 /// Everything a request on one connection may need.
@@ -26,6 +27,7 @@ pub(crate) struct Connection {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) ops: Ops,
     pub(crate) hub: Arc<Hub>,
+    pub(crate) sequencer: Arc<Sequencer>,
     /// What the connection may read and write.
     pub(crate) access: Access,
     /// True for token connections: in-band subscriptions only deliver allowed keys.

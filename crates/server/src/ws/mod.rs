@@ -73,6 +73,7 @@ pub(crate) async fn upgrade(
                 let context = session::SessionContext {
                     ops: state.ops().clone(),
                     hub: Arc::clone(state.hub()),
+                    sequencer: Arc::clone(state.sequencer()),
                     principal,
                     shutdown: state.shutdown().clone(),
                     outbox_messages: state.config().outbox_messages,

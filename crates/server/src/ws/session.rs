@@ -31,6 +31,7 @@ use crate::hub::{Hub, Subscriber};
 use crate::metrics::Metrics;
 use crate::ops::Ops;
 use crate::rate::RateLimiter;
+use crate::sequencer::Sequencer;
 
 /// Close code sent when the server shuts down (RFC 6455 "going away").
 pub const CLOSE_GOING_AWAY: u16 = 1001;
@@ -60,6 +61,7 @@ pub(crate) fn slow_consumer_closes() -> u64 {
 pub struct SessionContext {
     pub(crate) ops: Ops,
     pub(crate) hub: Arc<Hub>,
+    pub(crate) sequencer: Arc<Sequencer>,
     pub(crate) principal: Principal,
     pub(crate) shutdown: CancellationToken,
     pub(crate) outbox_messages: usize,
@@ -100,6 +102,7 @@ where
         metrics: Arc::clone(&context.metrics),
         ops: context.ops.clone(),
         hub: Arc::clone(&context.hub),
+        sequencer: Arc::clone(&context.sequencer),
         filtered: matches!(context.principal, Principal::Token(_)),
         access,
         subscriber: Arc::clone(&subscriber),
@@ -341,12 +344,14 @@ mod tests {
     use super::*;
 
     fn context() -> SessionContext {
+        let hub = Arc::new(Hub::default());
         SessionContext {
             ops: Ops::new(
                 Arc::new(MemoryStore::new(Limits::default())),
                 Limits::default(),
             ),
-            hub: Arc::default(),
+            sequencer: Arc::new(Sequencer::new(Arc::clone(&hub), 0)),
+            hub,
             principal: Principal::ApiKey(0),
             shutdown: CancellationToken::new(),
             outbox_messages: 4,

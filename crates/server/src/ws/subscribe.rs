@@ -4,12 +4,17 @@
 //! matches its patterns, then continues live, with no gap and no duplicate:
 //! 1. the connection starts holding back its live notifications;
 //! 2. the patterns enter the hub, so every change committed from now on is held;
-//! 3. the change log is read from R on, and matching changes are sent in order;
-//! 4. held notifications newer than the last replayed revision are released, and
-//!    delivery goes live.
+//! 3. once the sequencer has delivered R to the hub (R is committed, so that is a
+//!    moment away), the change log is read from R up to W, the revision the sequencer
+//!    has delivered, and matching changes are sent in order;
+//! 4. held notifications newer than W are released, and delivery goes live.
 //!
-//! A change committed during the replay is either in the log read (and skipped when
-//! released) or only in the held notifications; either way it is sent exactly once.
+//! A change up to W reached the hub before the log was read: if it came after step 1
+//! it is held and skipped when released, and the log read sends it. A change above W
+//! is not sent from the log: it is (or will be) held and released. Either way it is
+//! sent exactly once, however long the store takes between commit and delivery. A log
+//! read that fails after the subscribe was answered gets a `resync`, not a second
+//! answer.
 //! Held changes owed to the connection's other subscriptions (keys the new patterns do
 //! not match) are never skipped: they are sent in revision order among the replayed
 //! ones, so a client resuming from the highest revision it saw misses nothing.
@@ -29,6 +34,9 @@ use crate::wire;
 
 /// Changes read from the log per step of a replay.
 const REPLAY_PAGE: usize = 1000;
+/// Longest a replay waits for the changes the client has seen to reach the hub (they
+/// are committed, so this is the moment between commit and delivery).
+const DELIVERY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Most patterns one request may add.
 const MAX_PATTERNS_PER_REQUEST: usize = 1000;
 
@@ -71,7 +79,7 @@ pub(crate) async fn subscribe(
     let Some(since) = since else { return Ok(()) };
 
     let mut replayed_up_to = since;
-    let outcome = replay(conn, &patterns, id, &mut replayed_up_to).await;
+    let outcome = replay(conn, &patterns, &mut replayed_up_to).await;
     // Whatever happened, go live again, releasing only what was not replayed.
     conn.subscriber
         .end_replay(replayed_up_to, |key| covers(conn, &patterns, key));
@@ -85,31 +93,49 @@ fn covers(conn: &Connection, patterns: &[Pattern], key: &str) -> bool {
         && (!conn.filtered || conn.access.allows(key))
 }
 
-/// Sends the retained changes above `*replayed_up_to` that match, advancing it.
+/// Sends the retained changes above `*replayed_up_to` that match, up to the revision
+/// the sequencer has delivered to the hub (everything later reaches the connection
+/// through the hub, held back until the replay ends), advancing it.
 async fn replay(
     conn: &Connection,
     patterns: &[Pattern],
-    id: Option<&RawValue>,
     replayed_up_to: &mut u64,
 ) -> Result<(), Closed> {
     let store = conn.ops.store();
     if *replayed_up_to > store.revision() {
         // A revision this store never reached comes from another history (the store
         // was restored from an older backup, say): the client must re-read.
-        *replayed_up_to = store.revision();
+        *replayed_up_to = conn.sequencer.delivered();
         return conn.send(reply::resync(*replayed_up_to)).await;
     }
+    // The client has seen `since`, which the store committed: once it is delivered to
+    // the hub too, no change the client has seen can still arrive live.
+    let ceiling = conn
+        .sequencer
+        .delivered_at_least(*replayed_up_to, DELIVERY_PATIENCE)
+        .await;
     loop {
         let changes = match store.changes_since(*replayed_up_to, REPLAY_PAGE).await {
             Ok(ChangesSince::Changes(changes)) => changes,
             Ok(ChangesSince::TooOld { .. }) => {
-                *replayed_up_to = store.revision();
-                return conn.send(reply::resync(*replayed_up_to)).await;
+                *replayed_up_to = ceiling;
+                return conn.send(reply::resync(ceiling)).await;
             }
-            Err(err) => return conn.send(wire::socket_error(&err, id, None)).await,
+            Err(err) => {
+                // The subscribe was answered already: a second answer to the same
+                // request would confuse the client, so it is told to re-read instead.
+                tracing::error!(error = %err, "replay read failed; sending resync");
+                *replayed_up_to = ceiling;
+                return conn.send(reply::resync(ceiling)).await;
+            }
         };
         let complete = changes.len() < REPLAY_PAGE;
         for change in changes {
+            if change.revision > ceiling {
+                // Not delivered to the hub when the replay began: the hub brings it.
+                *replayed_up_to = ceiling.max(*replayed_up_to);
+                return Ok(());
+            }
             if covers(conn, patterns, &change.key) {
                 // Held changes of other subscriptions that come before this one go first.
                 let earlier = conn
@@ -125,6 +151,7 @@ async fn replay(
             *replayed_up_to = change.revision;
         }
         if complete {
+            *replayed_up_to = ceiling.max(*replayed_up_to);
             return Ok(());
         }
     }

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::{assert_error, assert_ok, http, TestServer, KEY, SECRET};
+use crate::hooked::HookedStore;
 
 const DENIED: &str = "Access denied: Key does not match allowed pattern";
 
@@ -477,78 +478,13 @@ async fn a_slow_consumer_is_closed_while_a_healthy_one_keeps_receiving() -> Resu
     server.stop().await
 }
 
-/// A store that commits one write of its own while a replay reads the change log:
-/// deterministically, the change is committed after the replay began holding live
-/// notifications back and is also in the log the replay reads.
-#[derive(Debug)]
-struct WritesDuringReplay {
-    inner: std::sync::Arc<MemoryStore>,
-    keys: &'static [&'static str],
-    armed: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl ripplekv_core::Store for WritesDuringReplay {
-    async fn get(&self, key: &str) -> Result<Option<ripplekv_core::Record>, ripplekv_core::Error> {
-        self.inner.get(key).await
-    }
-    async fn range(
-        &self,
-        start: &str,
-        end: &str,
-        limit: usize,
-    ) -> Result<ripplekv_core::RangePage, ripplekv_core::Error> {
-        self.inner.range(start, end, limit).await
-    }
-    async fn write(
-        &self,
-        mutation: ripplekv_core::Mutation,
-    ) -> Result<ripplekv_core::Change, ripplekv_core::Error> {
-        self.inner.write(mutation).await
-    }
-    async fn expire_due(&self) -> Result<usize, ripplekv_core::Error> {
-        self.inner.expire_due().await
-    }
-    async fn changes_since(
-        &self,
-        after: ripplekv_core::Revision,
-        limit: usize,
-    ) -> Result<ripplekv_core::ChangesSince, ripplekv_core::Error> {
-        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            for key in self.keys {
-                let write = ripplekv_core::WriteOp::Set("during the replay".into());
-                self.inner
-                    .write(ripplekv_core::Mutation::new(*key, write))
-                    .await?;
-            }
-        }
-        self.inner.changes_since(after, limit).await
-    }
-    fn revision(&self) -> ripplekv_core::Revision {
-        self.inner.revision()
-    }
-    async fn snapshot(&self) -> Result<ripplekv_core::Snapshot, ripplekv_core::Error> {
-        self.inner.snapshot().await
-    }
-    async fn close(&self) -> Result<(), ripplekv_core::Error> {
-        self.inner.close().await
-    }
-    fn set_change_sink(&self, sink: std::sync::Arc<dyn ripplekv_core::ChangeSink>) {
-        self.inner.set_change_sink(sink);
-    }
-}
-
 /// A `subscribe` with `since` holds the connection's live notifications back while it
 /// replays; a change for one of the connection's *other* subscriptions committed in
 /// that window is in the log but not replayed (it matches none of the new patterns),
 /// so it must still be delivered, once, and in revision order with the replay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_does_not_swallow_changes_for_the_connections_other_subscriptions() -> Result<()> {
-    let store = std::sync::Arc::new(WritesDuringReplay {
-        inner: std::sync::Arc::new(MemoryStore::new(Limits::default())),
-        keys: &["a:live", "b:2"],
-        armed: false.into(),
-    });
+    let store = std::sync::Arc::new(HookedStore::default());
     let config = ServerConfig::new(vec![KEY.into()], SECRET.to_vec());
     let server = TestServer::start_with(config, Some(store.clone())).await?;
     let mut ws = server.ws().await?;
@@ -561,7 +497,7 @@ async fn a_replay_does_not_swallow_changes_for_the_connections_other_subscriptio
         .http("POST", "/record", Some(r#"{"key":"b:1","value":"old"}"#))
         .await?;
     assert_eq!(written.body["revision"], 1, "{written:?}");
-    store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    store.write_during_next_log_read(&["a:live", "b:2"]);
     ws.send(&json!({"op": "subscribe", "patterns": ["b:*"], "since": 0, "messageId": 9}))
         .await?;
     assert_eq!(ws.recv().await?["messageId"], 9, "the reply comes first");

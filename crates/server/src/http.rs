@@ -96,7 +96,7 @@ async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
 async fn metrics(State(state): State<AppState>) -> Response {
     let body = state
         .metrics()
-        .render(state.ops().store().as_ref(), state.hub().len());
+        .render(state.ops().store().as_ref(), state.hub());
     (
         [(
             header::CONTENT_TYPE,

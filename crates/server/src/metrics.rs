@@ -1,15 +1,18 @@
 //! `GET /metrics`: counters and histograms in the Prometheus text format.
 //!
 //! Requests are counted by operation and status code with a latency histogram per
-//! operation; connections by state; notifications queued and slow-consumer closes are
-//! process-wide counters kept where they happen (hub, session). The store appends its
-//! own figures (commit batch sizes, commit/fsync latency, change-log size).
+//! operation; connections by state; slow-consumer closes here, notifications queued
+//! by the hub. Every counter belongs to one server instance, so two servers in one
+//! process (tests do this) count apart. The store appends its own figures (commit
+//! batch sizes, commit/fsync latency, change-log size).
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use ripplekv_core::metrics::{Histogram, LATENCY_SECONDS};
 use ripplekv_core::Store;
+
+use crate::hub::Hub;
 
 /// Operation labels, WebSocket and REST alike.
 pub(crate) const OPS: [&str; 11] = [
@@ -36,6 +39,7 @@ pub(crate) struct Metrics {
     connections_open: AtomicI64,
     connections_total: AtomicU64,
     connections_refused: AtomicU64,
+    slow_consumer_closes: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -51,6 +55,7 @@ impl Default for Metrics {
             connections_open: AtomicI64::new(0),
             connections_total: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            slow_consumer_closes: AtomicU64::new(0),
         }
     }
 }
@@ -80,12 +85,17 @@ impl Metrics {
         self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a connection closed as a slow consumer; returns the count so far.
+    pub(crate) fn slow_consumer_closed(&self) -> u64 {
+        self.slow_consumer_closes.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     pub(crate) fn open_connections(&self) -> i64 {
         self.connections_open.load(Ordering::Relaxed)
     }
 
     /// The whole exposition.
-    pub(crate) fn render(&self, store: &dyn Store, subscriptions: usize) -> String {
+    pub(crate) fn render(&self, store: &dyn Store, hub: &Hub) -> String {
         let mut out = String::with_capacity(16 * 1024);
         let gauge = |out: &mut String, name: &str, help: &str, kind: &str, value: String| {
             let _ = writeln!(
@@ -119,21 +129,23 @@ impl Metrics {
             "ripplekv_subscriptions",
             "Subscriptions held by the hub.",
             "gauge",
-            subscriptions.to_string(),
+            hub.len().to_string(),
         );
         gauge(
             &mut out,
             "ripplekv_notifications_queued_total",
             "Notifications queued to connections.",
             "counter",
-            crate::hub::notifications_queued().to_string(),
+            hub.notifications_queued().to_string(),
         );
         gauge(
             &mut out,
             "ripplekv_slow_consumer_closes_total",
             "Connections closed as slow consumers.",
             "counter",
-            crate::ws::session::slow_consumer_closes().to_string(),
+            self.slow_consumer_closes
+                .load(Ordering::Relaxed)
+                .to_string(),
         );
         gauge(
             &mut out,
@@ -180,7 +192,7 @@ mod tests {
         metrics.request("get", 404, 0.0002);
         metrics.request("weird", 777, 0.1);
         let store = ripplekv_storage::MemoryStore::new(ripplekv_core::Limits::default());
-        let text = metrics.render(&store, 0);
+        let text = metrics.render(&store, &Hub::default());
         assert!(text.contains("ripplekv_requests_total{op=\"get\",code=\"200\"} 1"));
         assert!(text.contains("ripplekv_requests_total{op=\"get\",code=\"404\"} 1"));
         assert!(text.contains("ripplekv_requests_total{op=\"invalid\",code=\"500\"} 1"));

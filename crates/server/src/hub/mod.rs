@@ -15,19 +15,21 @@ mod index;
 mod subscriber;
 mod trie;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
 use ripplekv_core::{Change, ChangeSink, Pattern};
 
 use index::Index;
-pub(crate) use subscriber::notifications_queued;
 pub use subscriber::{Access, Subscriber};
 
 /// The subscription index and the publisher of notifications.
 #[derive(Debug, Default)]
 pub struct Hub {
     index: RwLock<Index>,
+    /// Notifications this hub queued to connections (or held for their replays).
+    queued: AtomicU64,
 }
 
 impl Hub {
@@ -77,6 +79,11 @@ impl Hub {
             .matching(key)
     }
 
+    /// Notifications queued to connections so far.
+    pub fn notifications_queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     /// True when nobody subscribes to anything.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -111,9 +118,11 @@ impl ChangeSink for Hub {
                 continue;
             }
             let frame = notification_frame(change);
+            let mut queued = 0;
             for subscriber in subscribers {
-                subscriber.deliver(change.revision, &change.key, &frame);
+                queued += u64::from(subscriber.deliver(change.revision, &change.key, &frame));
             }
+            self.queued.fetch_add(queued, Ordering::Relaxed);
         }
     }
 }

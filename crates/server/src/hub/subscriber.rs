@@ -18,13 +18,6 @@ use ripplekv_core::{Pattern, Revision};
 use crate::ws::outbox::Outbox;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-/// Notifications queued to any connection since the process started.
-static QUEUED: AtomicU64 = AtomicU64::new(0);
-
-/// Notifications queued to any connection since the process started.
-pub(crate) fn notifications_queued() -> u64 {
-    QUEUED.load(Ordering::Relaxed)
-}
 
 /// Which keys a connection may touch and hear about.
 #[derive(Debug, Clone)]
@@ -91,9 +84,9 @@ impl Subscriber {
         &self.access
     }
 
-    /// Queues a notification, or holds it back during a replay. A connection that
-    /// cannot take it is marked slow and will be closed.
-    pub(crate) fn deliver(&self, revision: Revision, key: &str, frame: &Utf8Bytes) {
+    /// Queues a notification, or holds it back during a replay; true if it was taken.
+    /// A connection that cannot take it is marked slow and will be closed.
+    pub(crate) fn deliver(&self, revision: Revision, key: &str, frame: &Utf8Bytes) -> bool {
         let mut gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
         let accepted = match &mut *gate {
             Gate::Live => self.outbox.try_push(Message::Text(frame.clone())),
@@ -107,11 +100,10 @@ impl Subscriber {
             }
             Gate::Replaying(_) => false,
         };
-        if accepted {
-            QUEUED.fetch_add(1, Ordering::Relaxed);
-        } else {
+        if !accepted {
             self.outbox.mark_slow();
         }
+        accepted
     }
 
     /// Starts holding back live notifications.

@@ -158,7 +158,7 @@ async fn run(conn: &Connection, request: ripplekv_proto::Request) -> (u16, Resul
             reply::atomic(&change.key, new_value, change.revision, id)
         }),
         RequestBody::Subscribe { patterns, since } => {
-            return (200, subscribe::subscribe(conn, patterns, since, id).await);
+            return subscribe::subscribe(conn, patterns, since, id).await;
         }
         RequestBody::Unsubscribe { patterns } => Ok(subscribe::unsubscribe(conn, &patterns, id)),
     };

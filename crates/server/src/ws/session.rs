@@ -15,7 +15,6 @@
 //! The loop is generic over `Sink`/`Stream`, so tests can drive it with channels.
 
 use std::fmt::Display;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,15 +45,8 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 1008;
 /// Close code for a connection whose credentials stopped being accepted.
 const CLOSE_POLICY: u16 = 1008;
 
-/// Slow consumers closed since the process started (reported in the logs).
-static SLOW_CONSUMER_CLOSES: AtomicU64 = AtomicU64::new(0);
 /// Close code for a peer that stopped answering pings (RFC 6455 "going away").
 const CLOSE_PING_TIMEOUT: u16 = 1001;
-
-/// Slow consumers closed since the process started.
-pub(crate) fn slow_consumer_closes() -> u64 {
-    SLOW_CONSUMER_CLOSES.load(Ordering::Relaxed)
-}
 
 /// What a session needs from the server.
 #[derive(Debug, Clone)]
@@ -123,6 +115,7 @@ where
         },
         write_frames(
             sink,
+            &context.metrics,
             queued,
             outbox.slow().clone(),
             reading_done.clone(),
@@ -206,6 +199,7 @@ where
 
 async fn write_frames<Out>(
     mut sink: Out,
+    metrics: &Metrics,
     mut queued: OutboxReceiver,
     slow: CancellationToken,
     reading_done: CancellationToken,
@@ -226,7 +220,7 @@ async fn write_frames<Out>(
     loop {
         let first = tokio::select! {
             biased;
-            () = slow.cancelled() => return close_slow_consumer(&mut sink, last_words_timeout).await,
+            () = slow.cancelled() => return close_slow_consumer(&mut sink, metrics, last_words_timeout).await,
             first = queued.recv() => match first {
                 Some(first) => first,
                 None => break,
@@ -242,7 +236,7 @@ async fn write_frames<Out>(
         // connection is marked slow, or the reader is done and `give_up` runs out.
         let written = tokio::select! {
             biased;
-            () = slow.cancelled() => return close_slow_consumer(&mut sink, last_words_timeout).await,
+            () = slow.cancelled() => return close_slow_consumer(&mut sink, metrics, last_words_timeout).await,
             () = &mut give_up => return,
             written = write_batch(&mut sink, &mut queued, first) => written,
         };
@@ -281,11 +275,11 @@ where
 
 /// Sends 1008 "slow consumer" after whatever the socket still holds; gives up after
 /// `timeout` if the peer does not read.
-async fn close_slow_consumer<Out>(sink: &mut Out, timeout: Duration)
+async fn close_slow_consumer<Out>(sink: &mut Out, metrics: &Metrics, timeout: Duration)
 where
     Out: Sink<Message> + Unpin,
 {
-    let total = SLOW_CONSUMER_CLOSES.fetch_add(1, Ordering::Relaxed) + 1;
+    let total = metrics.slow_consumer_closed();
     tracing::warn!(slow_consumer_closes = total, "closing a slow consumer");
     let goodbye = sink.send(close(CLOSE_SLOW_CONSUMER, "slow consumer"));
     let _ = tokio::time::timeout(timeout, goodbye).await;

@@ -40,15 +40,17 @@ const DELIVERY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5)
 /// Most patterns one request may add.
 const MAX_PATTERNS_PER_REQUEST: usize = 1000;
 
+/// Answers a `subscribe` (and replays, with `since`); returns the status it answered
+/// with, for the request metrics.
 pub(crate) async fn subscribe(
     conn: &Connection,
     sources: Vec<String>,
     since: Option<u64>,
     id: Option<&RawValue>,
-) -> Result<(), Closed> {
+) -> (u16, Result<(), Closed>) {
     if sources.len() > MAX_PATTERNS_PER_REQUEST {
         let text = format!("At most {MAX_PATTERNS_PER_REQUEST} patterns per subscribe");
-        return conn.send(reply::error(400, &text, id, None)).await;
+        return (400, conn.send(reply::error(400, &text, id, None)).await);
     }
     let held = conn.hub.held_after(conn.subscriber.id(), &sources);
     if held > conn.max_subscriptions {
@@ -56,7 +58,7 @@ pub(crate) async fn subscribe(
             "Too many subscriptions: this connection would hold {held} patterns; the limit is {}",
             conn.max_subscriptions
         );
-        return conn.send(reply::error(400, &text, id, None)).await;
+        return (400, conn.send(reply::error(400, &text, id, None)).await);
     }
     let patterns = match sources
         .iter()
@@ -64,7 +66,10 @@ pub(crate) async fn subscribe(
         .collect::<Result<Vec<_>, _>>()
     {
         Ok(patterns) => patterns,
-        Err(err) => return conn.send(wire::socket_error(&err, id, None)).await,
+        Err(err) => {
+            let answer = conn.send(wire::socket_error(&err, id, None)).await;
+            return (err.status(), answer);
+        }
     };
     if since.is_some() {
         conn.subscriber.begin_replay();
@@ -74,16 +79,22 @@ pub(crate) async fn subscribe(
             .subscribe(&conn.subscriber, pattern.clone(), conn.filtered);
     }
     let store = conn.ops.store();
-    conn.send(reply::subscribed(&sources, store.revision(), id))
-        .await?;
-    let Some(since) = since else { return Ok(()) };
+    let answered = conn
+        .send(reply::subscribed(&sources, store.revision(), id))
+        .await;
+    let Some(since) = since.filter(|_| answered.is_ok()) else {
+        if since.is_some() {
+            conn.subscriber.end_replay(0, |_| false);
+        }
+        return (200, answered);
+    };
 
     let mut replayed_up_to = since;
     let outcome = replay(conn, &patterns, &mut replayed_up_to).await;
     // Whatever happened, go live again, releasing only what was not replayed.
     conn.subscriber
         .end_replay(replayed_up_to, |key| covers(conn, &patterns, key));
-    outcome
+    (200, outcome)
 }
 
 /// Whether the replay of `patterns` sends changes of `key` (the access pattern

@@ -49,6 +49,45 @@ async fn metrics_count_requests_connections_and_notifications() -> Result<()> {
     server.stop().await
 }
 
+/// Two servers in one process count apart: every counter belongs to its instance. And
+/// a subscribe that is refused counts as refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_belong_to_their_server_and_count_refused_subscribes() -> Result<()> {
+    let busy = TestServer::start().await?;
+    let quiet = TestServer::start().await?;
+    let mut ws = busy.ws().await?;
+    assert_ok(
+        &ws.request(json!({"op": "subscribe", "patterns": ["q:*"]}))
+            .await?,
+    );
+    ws.send(&json!({"op": 2, "key": "q:1", "value": "v"}))
+        .await?;
+    ws.notification().await?;
+    assert_ok(&ws.recv().await?);
+    let bad = ws
+        .request(json!({"op": "subscribe", "patterns": [""], "messageId": 3}))
+        .await?;
+    assert_ne!(bad["code"], 200, "{bad}");
+    let code = bad["code"].as_u64().unwrap();
+    let busy_metrics = reqwest_text(&busy, "/metrics").await?;
+    let quiet_metrics = reqwest_text(&quiet, "/metrics").await?;
+    for (text, expected) in [(&busy_metrics, 1), (&quiet_metrics, 0)] {
+        assert!(
+            text.contains(&format!("ripplekv_notifications_queued_total {expected}\n")),
+            "expected {expected} queued in\n{text}"
+        );
+    }
+    assert!(
+        busy_metrics.contains(&format!(
+            "ripplekv_requests_total{{op=\"subscribe\",code=\"{code}\"}} 1"
+        )),
+        "{busy_metrics}"
+    );
+    assert!(busy_metrics.contains("ripplekv_requests_total{op=\"subscribe\",code=\"200\"} 1"));
+    busy.stop().await?;
+    quiet.stop().await
+}
+
 /// With a metrics listener, `/metrics` is served there alone and not on the main port,
 /// which serves everything else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

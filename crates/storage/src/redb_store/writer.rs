@@ -1,0 +1,330 @@
+//! The writer thread: takes every queued write, applies the batch in one transaction,
+//! commits (fsyncing in sync mode), publishes the changes and answers the writers;
+//! sweeps expired keys; trims the change log; fsyncs relaxed-mode commits in time.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redb::ReadableTable;
+use ripplekv_core::{now_ms, plan, Change, Error, Limits, Mutation, Record, Retention, Revision};
+use tokio::sync::oneshot;
+
+use super::codec::{decode, decode_change, encode, encode_change};
+use super::{
+    Durability, Job, Shared, CHANGES, EXPIRY, KV, LOG_FLOOR, MAX_BATCH, META,
+    RELAXED_SYNC_INTERVAL, REVISION,
+};
+
+/// Most keys expired in one commit, to keep commits short.
+const MAX_EXPIRED_PER_COMMIT: usize = 10_000;
+/// How often the change log is checked for entries past their age.
+const AGE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// Most expired change-log entries dropped in one commit, to keep commits short.
+const MAX_AGE_TRIM: usize = 10_000;
+
+/// The tables one write transaction works on, and the changes it committed so far.
+pub(super) struct Tables<'txn> {
+    pub(super) kv: redb::Table<'txn, &'static str, &'static [u8]>,
+    pub(super) expiry: redb::Table<'txn, (u64, &'static str), ()>,
+    pub(super) committed: Vec<Change>,
+}
+
+impl Tables<'_> {
+    /// The stored record, expired or not.
+    pub(super) fn get(&self, key: &str) -> Result<Option<Record>, Error> {
+        self.kv
+            .get(key)
+            .map_err(Error::internal)?
+            .map(|bytes| decode(bytes.value()))
+            .transpose()
+    }
+
+    /// Replaces `old` by `new` (or removes the key), keeping the expiry index in step.
+    pub(super) fn put(
+        &mut self,
+        key: &str,
+        old: Option<&Record>,
+        new: Option<&Record>,
+    ) -> Result<(), Error> {
+        let old_expiry = old.and_then(|record| record.expires_at_ms);
+        let new_expiry = new.and_then(|record| record.expires_at_ms);
+        if old_expiry != new_expiry {
+            if let Some(at) = old_expiry {
+                self.expiry.remove((at, key)).map_err(Error::internal)?;
+            }
+            if let Some(at) = new_expiry {
+                self.expiry.insert((at, key), ()).map_err(Error::internal)?;
+            }
+        }
+        match new {
+            Some(record) => self.kv.insert(key, encode(record).as_slice()).map(drop),
+            None => self.kv.remove(key).map(drop),
+        }
+        .map_err(Error::internal)
+    }
+}
+
+/// The state of the writer thread.
+pub(super) struct Writer {
+    shared: Arc<Shared>,
+    durability: Durability,
+    limits: Limits,
+    retention: Retention,
+    /// Relaxed mode: when the oldest commit not yet fsynced was made.
+    unsynced_since: Option<Instant>,
+    /// When the change log was last checked for entries past their age.
+    last_age_check: Instant,
+}
+
+impl Writer {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        durability: Durability,
+        limits: Limits,
+        retention: Retention,
+    ) -> Self {
+        Writer {
+            shared,
+            durability,
+            limits,
+            retention,
+            unsynced_since: None,
+            last_age_check: Instant::now(),
+        }
+    }
+
+    pub(super) fn run(mut self, queue: &flume::Receiver<Job>) {
+        loop {
+            let first = match self.unsynced_since {
+                Some(since) => match queue.recv_deadline(since + RELAXED_SYNC_INTERVAL) {
+                    Ok(job) => job,
+                    Err(flume::RecvTimeoutError::Timeout) => {
+                        let _ = self.sync(); // a failure is logged inside
+                        continue;
+                    }
+                    Err(flume::RecvTimeoutError::Disconnected) => break,
+                },
+                None => match queue.recv() {
+                    Ok(job) => job,
+                    Err(flume::RecvError::Disconnected) => break,
+                },
+            };
+            let mut writes = Vec::new();
+            let mut closer = None;
+            for job in std::iter::once(first).chain(queue.drain().take(MAX_BATCH - 1)) {
+                match job {
+                    Job::Write(mutation, reply) if closer.is_none() => {
+                        writes.push((mutation, reply))
+                    }
+                    Job::Write(_, reply) => drop(reply.send(Err(Error::Unavailable))),
+                    Job::ExpireDue(reply) => drop(reply.send(self.expire_due())),
+                    Job::Close(reply) => closer = Some(reply),
+                }
+            }
+            if !writes.is_empty() {
+                self.commit_batch(writes);
+            }
+            if let Some(reply) = closer {
+                let _ = reply.send(self.sync());
+                return;
+            }
+            if self
+                .unsynced_since
+                .is_some_and(|since| since.elapsed() >= RELAXED_SYNC_INTERVAL)
+            {
+                let _ = self.sync(); // a failure is logged inside
+            }
+        }
+        // Every handle was dropped without Close: still make what was written durable.
+        let _ = self.sync();
+    }
+
+    /// Applies the batch in one transaction, commits, publishes, then answers.
+    fn commit_batch(&mut self, writes: Vec<(Mutation, oneshot::Sender<Result<Change, Error>>)>) {
+        let count = writes.len() as u64;
+        let (mutations, replies): (Vec<_>, Vec<_>) = writes.into_iter().unzip();
+        let limits = self.limits;
+        let committed = self.transact(|tables, revision, now| {
+            let mut outcomes = Vec::with_capacity(mutations.len());
+            for mutation in mutations {
+                let key = mutation.key.clone();
+                let stored = tables.get(&key)?;
+                match plan(mutation, stored.as_ref(), &limits, *revision + 1, now) {
+                    Ok(planned) => {
+                        tables.put(&key, stored.as_ref(), planned.record.as_ref())?;
+                        *revision = planned.revision();
+                        tables.committed.extend(planned.changes().cloned());
+                        outcomes.push(Ok(planned.change));
+                    }
+                    // Per-write failures (404, 409, bad ATOMIC) are answers, not aborts.
+                    Err(err) => outcomes.push(Err(err)),
+                }
+            }
+            Ok(outcomes)
+        });
+        match committed {
+            Ok((outcomes, changes)) => {
+                let stats = &self.shared.stats;
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats.writes.fetch_add(count, Ordering::Relaxed);
+                stats.max_batch.fetch_max(count, Ordering::Relaxed);
+                stats.batch_sizes.observe(count as f64);
+                // Published from this one thread, after commit and before any writer
+                // hears back: subscribers see changes in commit order, never later
+                // than the writer's own reply.
+                self.shared.sink.publish(&changes);
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, writes = count, "commit failed; batch rejected");
+                for reply in replies {
+                    let _ = reply.send(Err(err.clone()));
+                }
+            }
+        }
+    }
+
+    /// Removes records whose TTL ran out, committing an `expire` change for each.
+    fn expire_due(&mut self) -> Result<usize, Error> {
+        let (count, changes) = self.transact(|tables, revision, now| {
+            let mut due = Vec::new();
+            for entry in tables.expiry.iter().map_err(Error::internal)? {
+                let (entry, _) = entry.map_err(Error::internal)?;
+                let (at, key) = entry.value();
+                if at > now || due.len() == MAX_EXPIRED_PER_COMMIT {
+                    break;
+                }
+                due.push((at, key.to_owned()));
+            }
+            for (at, key) in &due {
+                tables
+                    .expiry
+                    .remove((*at, key.as_str()))
+                    .map_err(Error::internal)?;
+                let stored = tables.get(key)?;
+                if stored.as_ref().and_then(|record| record.expires_at_ms) == Some(*at) {
+                    tables.kv.remove(key.as_str()).map_err(Error::internal)?;
+                    *revision += 1;
+                    tables.committed.push(Change::expire(key, *revision, now));
+                }
+            }
+            Ok(tables.committed.len())
+        })?;
+        self.shared.sink.publish(&changes);
+        Ok(count)
+    }
+
+    /// Runs `body` in one write transaction, then logs the changes it committed, trims
+    /// the log, stores the revision, and commits. Returns the body's result and the
+    /// committed changes, in order.
+    fn transact<T>(
+        &mut self,
+        body: impl FnOnce(&mut Tables<'_>, &mut Revision, u64) -> Result<T, Error>,
+    ) -> Result<(T, Vec<Change>), Error> {
+        let mut txn = self.shared.db.begin_write().map_err(Error::internal)?;
+        let level = match self.durability {
+            Durability::Sync => redb::Durability::Immediate,
+            Durability::Relaxed => redb::Durability::None,
+        };
+        txn.set_durability(level).map_err(Error::internal)?;
+        let mut revision = self.shared.revision.load(Ordering::Acquire);
+        let now = now_ms();
+        let (result, committed) = {
+            let mut tables = Tables {
+                kv: txn.open_table(KV).map_err(Error::internal)?,
+                expiry: txn.open_table(EXPIRY).map_err(Error::internal)?,
+                committed: Vec::new(),
+            };
+            let result = body(&mut tables, &mut revision, now)?;
+            let mut log = txn.open_table(CHANGES).map_err(Error::internal)?;
+            for change in &tables.committed {
+                log.insert(change.revision, encode_change(change).as_slice())
+                    .map_err(Error::internal)?;
+            }
+            let mut meta = txn.open_table(META).map_err(Error::internal)?;
+            let floor = meta
+                .get(LOG_FLOOR)
+                .map_err(Error::internal)?
+                .map_or(0, |g| g.value());
+            let trimmed = self.trim_log(&mut log, floor, revision, now)?;
+            if trimmed != floor {
+                meta.insert(LOG_FLOOR, trimmed).map_err(Error::internal)?;
+            }
+            self.shared
+                .stats
+                .log_entries
+                .store(revision - trimmed, Ordering::Relaxed);
+            meta.insert(REVISION, revision).map_err(Error::internal)?;
+            (result, tables.committed)
+        };
+        let committing = Instant::now();
+        txn.commit().map_err(Error::internal)?;
+        self.shared
+            .stats
+            .commit_seconds
+            .observe(committing.elapsed().as_secs_f64());
+        self.shared.revision.store(revision, Ordering::Release);
+        if self.durability == Durability::Relaxed && self.unsynced_since.is_none() {
+            self.unsynced_since = Some(Instant::now());
+        }
+        Ok((result, committed))
+    }
+
+    /// Drops change-log entries beyond the retention, returning the new floor. The log
+    /// holds consecutive revisions floor+1..=revision, so the count needs no scan.
+    fn trim_log(
+        &mut self,
+        log: &mut redb::Table<u64, &[u8]>,
+        mut floor: Revision,
+        revision: Revision,
+        now: u64,
+    ) -> Result<Revision, Error> {
+        let excess = revision
+            .saturating_sub(floor)
+            .saturating_sub(self.retention.max_entries);
+        for dropped in floor + 1..=floor + excess {
+            log.remove(dropped).map_err(Error::internal)?;
+        }
+        floor += excess;
+        if self.last_age_check.elapsed() >= AGE_CHECK_INTERVAL {
+            self.last_age_check = Instant::now();
+            let max_age = u64::try_from(self.retention.max_age.as_millis()).unwrap_or(u64::MAX);
+            let cutoff = now.saturating_sub(max_age);
+            for _ in 0..MAX_AGE_TRIM {
+                let oldest = match log.first().map_err(Error::internal)? {
+                    Some((revision, bytes)) => (
+                        revision.value(),
+                        decode_change(revision.value(), bytes.value())?,
+                    ),
+                    None => break,
+                };
+                if oldest.1.timestamp_ms >= cutoff {
+                    break;
+                }
+                log.remove(oldest.0).map_err(Error::internal)?;
+                floor = oldest.0;
+            }
+        }
+        Ok(floor)
+    }
+
+    /// Makes every earlier commit durable (an empty fsynced commit).
+    fn sync(&mut self) -> Result<(), Error> {
+        if self.unsynced_since.take().is_none() {
+            return Ok(());
+        }
+        let result = self
+            .shared
+            .db
+            .begin_write()
+            .map_err(Error::internal)
+            .and_then(|txn| txn.commit().map_err(Error::internal));
+        if let Err(err) = &result {
+            tracing::error!(error = %err, "periodic fsync failed");
+        }
+        result
+    }
+}

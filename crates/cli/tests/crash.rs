@@ -44,6 +44,11 @@ async fn connect(addr: SocketAddr) -> Result<Socket> {
 
 async fn request(socket: &mut Socket, body: Value) -> Result<Value> {
     socket.send(Message::text(body.to_string())).await?;
+    receive(socket).await
+}
+
+/// The next JSON text frame.
+async fn receive(socket: &mut Socket) -> Result<Value> {
     loop {
         match socket.next().await {
             Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(text.as_str())?),
@@ -236,5 +241,65 @@ async fn acknowledged_writes_survive_kill_9() -> Result<()> {
     }
     let closed = closed.context("no 'store closed' line after SIGTERM")?;
     println!("group commit during an 800-write burst from 16 connections: {closed}");
+    Ok(())
+}
+
+/// `--durability relaxed` may lose the last acknowledged writes to `kill -9` (they
+/// were not fsynced yet), but never their revisions: after the restart no write gets a
+/// revision that was handed out before, and a client resuming from one is told to
+/// resync. A clean stop keeps revisions dense.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relaxed_mode_never_reuses_a_revision_after_kill_9() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relaxed = ["--api-key", KEY, "--durability", "relaxed"];
+    let mut highest = 0;
+    for cycle in 0..3 {
+        let mut server = common::start_with(&relaxed, &[], dir.path(), "info").await?;
+        let mut socket = connect(server.addr).await?;
+        if cycle > 0 {
+            // Resuming from the last revision handed out before the kill: resync.
+            let reply = request(
+                &mut socket,
+                json!({"op": "subscribe", "patterns": ["elsewhere:*"], "since": highest}),
+            )
+            .await?;
+            assert_eq!(reply["code"], 200, "{reply}");
+            let notice = receive(&mut socket).await?;
+            assert_eq!(notice["type"], "resync", "{notice}");
+            assert!(notice["revision"].as_u64().unwrap() > highest, "{notice}");
+        }
+        // A burst, then SIGKILL at once: its last commits are not fsynced yet.
+        for i in 0..500 {
+            let reply = request(
+                &mut socket,
+                json!({"op": 2, "key": format!("k{i}"), "value": format!("{cycle}")}),
+            )
+            .await?;
+            let revision = reply["revision"].as_u64().context("no revision")?;
+            assert!(
+                revision > highest,
+                "cycle {cycle}: revision {revision} handed out again (had reached {highest})"
+            );
+            highest = revision;
+        }
+        server.child.kill().await?;
+        server.child.wait().await?;
+    }
+    // A clean stop and start: nothing reserved is left, so revisions go on from the
+    // last one.
+    let mut server = common::start_with(&relaxed, &[], dir.path(), "info").await?;
+    let mut socket = connect(server.addr).await?;
+    let before = request(&mut socket, json!({"op": 2, "key": "clean", "value": "v"})).await?;
+    let before = before["revision"].as_u64().context("no revision")?;
+    assert!(before > highest);
+    let pid = server.child.id().context("no pid")?;
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    server.child.wait().await?;
+    let server = common::start_with(&relaxed, &[], dir.path(), "info").await?;
+    let mut socket = connect(server.addr).await?;
+    let after = request(&mut socket, json!({"op": 2, "key": "clean", "value": "w"})).await?;
+    assert_eq!(after["revision"], before + 1, "{after}");
     Ok(())
 }

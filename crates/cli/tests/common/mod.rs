@@ -31,7 +31,13 @@ pub async fn start(data_dir: &Path) -> Result<Server> {
 
 /// [`start`] with `RUST_LOG` set to `filter`.
 pub async fn start_logging(data_dir: &Path, filter: &str) -> Result<Server> {
-    start_with(&["--api-key", super::KEY], &[], data_dir, filter).await
+    start_with(
+        &["--api-key", super::KEY, "--durability", "sync"],
+        &[],
+        data_dir,
+        filter,
+    )
+    .await
 }
 
 #[allow(dead_code)]
@@ -44,7 +50,7 @@ pub async fn start_with(
     filter: &str,
 ) -> Result<Server> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ripplekv"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--durability", "sync"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .args(flags)
         .envs(env.iter().copied())
         .arg("--data-dir")

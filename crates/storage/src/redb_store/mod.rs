@@ -51,6 +51,10 @@ pub(super) const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("ch
 /// Keys with a TTL, by (expiry time, key), so the sweeper finds due keys in order.
 pub(super) const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
 pub(super) const REVISION: &str = "revision";
+/// Relaxed mode: revisions up to here may have been handed out. It is fsynced before
+/// any of them is, and set back to the revision by a clean close; finding it above the
+/// revision on open means a crash may have lost acknowledged writes (see `init_tables`).
+pub(super) const RESERVED: &str = "reserved";
 /// Every change up to this revision has been dropped from the change log.
 pub(super) const LOG_FLOOR: &str = "log_floor";
 /// The database file inside the data directory.
@@ -170,15 +174,43 @@ impl RedbStore {
 }
 
 /// Creates the tables of a new database and returns the stored revision.
+///
+/// A relaxed-mode store that was not closed cleanly may have handed out revisions
+/// (to acknowledged writes, notifications, GETs) that its last fsync did not keep.
+/// So that no revision ever means two different changes, it restarts above every
+/// revision it reserved, and drops its change log with the floor raised to there: a
+/// client resuming from any earlier revision gets a resync and re-reads.
 pub(super) fn init_tables(db: &Database) -> Result<Revision, Error> {
     let txn = db.begin_write().map_err(Error::internal)?;
     let revision = {
         txn.open_table(KV).map_err(Error::internal)?;
         txn.open_table(CHANGES).map_err(Error::internal)?;
         txn.open_table(EXPIRY).map_err(Error::internal)?;
-        let meta = txn.open_table(META).map_err(Error::internal)?;
-        let stored = meta.get(REVISION).map_err(Error::internal)?;
-        stored.map_or(0, |guard| guard.value())
+        let mut meta = txn.open_table(META).map_err(Error::internal)?;
+        let read = |meta: &redb::Table<&str, u64>, name: &str| -> Result<u64, Error> {
+            let stored = meta.get(name).map_err(Error::internal)?;
+            Ok(stored.map_or(0, |guard| guard.value()))
+        };
+        let stored = read(&meta, REVISION)?;
+        let reserved = read(&meta, RESERVED)?;
+        if reserved > stored {
+            tracing::warn!(
+                durable_revision = stored,
+                restarting_after = reserved,
+                "the store was not closed cleanly in relaxed mode: writes acknowledged \
+                 after its last fsync may be lost; revisions restart after every one it \
+                 may have handed out, and resuming clients will be told to resync"
+            );
+            for name in [REVISION, LOG_FLOOR, RESERVED] {
+                meta.insert(name, reserved).map_err(Error::internal)?;
+            }
+            drop(meta);
+            txn.delete_table(CHANGES).map_err(Error::internal)?;
+            txn.open_table(CHANGES).map_err(Error::internal)?;
+            reserved
+        } else {
+            stored
+        }
     };
     txn.commit().map_err(Error::internal)?;
     Ok(revision)

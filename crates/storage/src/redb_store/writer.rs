@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use super::codec::{decode, decode_change, encode, encode_change};
 use super::{
     Durability, Job, Shared, CHANGES, EXPIRY, KV, LOG_FLOOR, MAX_BATCH, META,
-    RELAXED_SYNC_INTERVAL, REVISION,
+    RELAXED_SYNC_INTERVAL, RESERVED, REVISION,
 };
 
 /// Most keys expired in one commit, to keep commits short.
@@ -22,6 +22,9 @@ const MAX_EXPIRED_PER_COMMIT: usize = 10_000;
 const AGE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Most expired change-log entries dropped in one commit, to keep commits short.
 const MAX_AGE_TRIM: usize = 10_000;
+/// Relaxed mode: revisions reserved by one fsynced commit. Larger means fewer extra
+/// fsyncs (one per this many revisions) and a longer jump after a crash.
+const RESERVATION: Revision = 1 << 20;
 
 /// The tables one write transaction works on, and the changes it committed so far.
 pub(super) struct Tables<'txn> {
@@ -75,6 +78,9 @@ pub(super) struct Writer {
     unsynced_since: Option<Instant>,
     /// When the change log was last checked for entries past their age.
     last_age_check: Instant,
+    /// Relaxed mode: the highest revision that may be handed out before another
+    /// reservation is fsynced (see `RESERVED`).
+    reserved: Revision,
 }
 
 impl Writer {
@@ -84,6 +90,8 @@ impl Writer {
         limits: Limits,
         retention: Retention,
     ) -> Self {
+        // On open nothing is reserved beyond the revision (`init_tables` saw to it).
+        let reserved = shared.revision.load(Ordering::Acquire);
         Writer {
             shared,
             durability,
@@ -91,6 +99,7 @@ impl Writer {
             retention,
             unsynced_since: None,
             last_age_check: Instant::now(),
+            reserved,
         }
     }
 
@@ -126,7 +135,7 @@ impl Writer {
                 self.commit_batch(writes);
             }
             if let Some(reply) = closer {
-                let _ = reply.send(self.sync());
+                let _ = reply.send(self.release_reservation().and_then(|()| self.sync()));
                 return;
             }
             if self
@@ -137,7 +146,7 @@ impl Writer {
             }
         }
         // Every handle was dropped without Close: still make what was written durable.
-        let _ = self.sync();
+        let _ = self.release_reservation().and_then(|()| self.sync());
     }
 
     /// Applies the batch in one transaction, commits, publishes, then answers.
@@ -231,6 +240,7 @@ impl Writer {
         };
         txn.set_durability(level).map_err(Error::internal)?;
         let mut revision = self.shared.revision.load(Ordering::Acquire);
+        let mut reserve_to = None;
         let now = now_ms();
         let (result, committed) = {
             let mut tables = Tables {
@@ -258,8 +268,19 @@ impl Writer {
                 .log_entries
                 .store(revision - trimmed, Ordering::Relaxed);
             meta.insert(REVISION, revision).map_err(Error::internal)?;
+            if self.durability == Durability::Relaxed && revision > self.reserved {
+                // These revisions become visible at commit: reserve them durably first.
+                reserve_to = Some(revision + RESERVATION);
+                meta.insert(RESERVED, revision + RESERVATION)
+                    .map_err(Error::internal)?;
+            }
             (result, tables.committed)
         };
+        if let Some(reserved) = reserve_to {
+            txn.set_durability(redb::Durability::Immediate)
+                .map_err(Error::internal)?;
+            self.reserved = reserved;
+        }
         let committing = Instant::now();
         txn.commit().map_err(Error::internal)?;
         self.shared
@@ -309,6 +330,24 @@ impl Writer {
             }
         }
         Ok(floor)
+    }
+
+    /// A clean close gives back the revisions reserved but not handed out, so the next
+    /// open knows nothing was lost (the commit fsyncs everything before it too).
+    fn release_reservation(&mut self) -> Result<(), Error> {
+        let revision = self.shared.revision.load(Ordering::Acquire);
+        if self.durability != Durability::Relaxed || self.reserved <= revision {
+            return Ok(());
+        }
+        let txn = self.shared.db.begin_write().map_err(Error::internal)?;
+        txn.open_table(META)
+            .map_err(Error::internal)?
+            .insert(RESERVED, revision)
+            .map_err(Error::internal)?;
+        txn.commit().map_err(Error::internal)?;
+        self.reserved = revision;
+        self.unsynced_since = None;
+        Ok(())
     }
 
     /// Makes every earlier commit durable (an empty fsynced commit).

@@ -17,7 +17,7 @@ pub mod store;
 pub use error::Error;
 pub use limits::Limits;
 pub use mutation::{
-    apply, plan, Applied, Change, ChangeOp, Mutation, Planned, WriteOp, MAX_TTL_MS,
+    apply, plan, Applied, Change, ChangeOp, Mutation, Planned, Previous, WriteOp, MAX_TTL_MS,
 };
 pub use pattern::{Pattern, PatternKind};
 pub use store::{

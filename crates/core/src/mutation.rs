@@ -125,7 +125,10 @@ impl ChangeOp {
     }
 }
 
-/// A committed write: what subscribers are told and what the writer's reply reports.
+/// A committed write: what subscribers are told and what the writer's reply reports,
+/// with enough of the record before and after it for any face to render it without
+/// reading the store again (a create from an update, the whole document after a
+/// PATCH).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     /// The store-wide revision this change was committed at.
@@ -137,6 +140,25 @@ pub struct Change {
     pub value: Option<String>,
     /// Wall-clock commit time in milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
+    /// The key before the change: absent (this change created it) or at a revision.
+    pub previous: Previous,
+    /// The value stored after the change (the whole document after PATCH, JSON Patch
+    /// and ATOMIC); `None` when the key was removed, or not known (see [`Previous`]).
+    pub stored: Option<String>,
+    /// When the key expires after this change, if it has a TTL.
+    pub expires_at_ms: Option<u64>,
+}
+
+/// What a key was before a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Previous {
+    /// It did not exist (or had expired): the change created it.
+    Absent,
+    /// It existed, last changed at this revision.
+    At(Revision),
+    /// Not recorded: a change-log entry written by a version before log format 2,
+    /// which kept neither the previous revision nor, after a PATCH, the stored value.
+    Unknown,
 }
 
 impl Change {
@@ -148,14 +170,17 @@ impl Change {
         }
     }
 
-    /// The change recording that `key` expired.
-    pub fn expire(key: &str, revision: Revision, timestamp_ms: u64) -> Change {
+    /// The change recording that `key`, last changed at `previous`, expired.
+    pub fn expire(key: &str, previous: Revision, revision: Revision, timestamp_ms: u64) -> Change {
         Change {
             revision,
             key: key.to_owned(),
             op: ChangeOp::Expire,
             value: None,
             timestamp_ms,
+            previous: Previous::At(previous),
+            stored: None,
+            expires_at_ms: None,
         }
     }
 }
@@ -301,7 +326,16 @@ pub fn plan(
         live.map(|record| record.value.as_str()),
         limits,
     )?;
-    let expired = expired.then(|| Change::expire(&mutation.key, next_revision, now_ms));
+    let expired = match stored {
+        Some(record) if expired => Some(Change::expire(
+            &mutation.key,
+            record.revision,
+            next_revision,
+            now_ms,
+        )),
+        _ => None,
+    };
+    let previous = live.map_or(Previous::Absent, |record| Previous::At(record.revision));
     let revision = next_revision + u64::from(expired.is_some());
     let expires_at_ms = match (&mutation.op, mutation.ttl_ms) {
         (_, Some(ttl)) => Some(now_ms.saturating_add(ttl)),
@@ -320,16 +354,20 @@ pub fn plan(
         ),
         Applied::Remove => (None, None),
     };
+    let stored = record.as_ref().map(|record| record.value.clone());
     Ok(Planned {
         expired,
-        record,
         change: Change {
             revision,
             key: mutation.key,
             op: mutation.op.change_op(),
             value,
             timestamp_ms: now_ms,
+            previous,
+            stored,
+            expires_at_ms: record.as_ref().and_then(|record| record.expires_at_ms),
         },
+        record,
     })
 }
 
@@ -622,6 +660,12 @@ mod tests {
             (ChangeOp::Expire, 9, None)
         );
         assert_eq!(planned.change.revision, 10);
+        assert_eq!(expire.previous, Previous::At(4), "what expired");
+        assert_eq!(
+            (planned.change.previous, planned.change.stored.as_deref()),
+            (Previous::Absent, Some("new")),
+            "the write after an expiry creates the key"
+        );
         assert_eq!(
             planned.record.unwrap().value,
             "new",
@@ -690,6 +734,9 @@ mod tests {
             op: ChangeOp::Atomic,
             value: Some("-12".into()),
             timestamp_ms: 0,
+            previous: Previous::Absent,
+            stored: Some("-12".into()),
+            expires_at_ms: None,
         };
         assert_eq!(change.atomic_result(), Some(-12));
     }

@@ -124,6 +124,9 @@ mod tests {
             op: ChangeOp::Set,
             value: Some(revision.to_string()),
             timestamp_ms: 0,
+            previous: ripplekv_core::Previous::Absent,
+            stored: Some(revision.to_string()),
+            expires_at_ms: None,
         }
     }
 

@@ -167,8 +167,10 @@ impl Store for MemoryStore {
         for (at, key) in due {
             state.expiry.remove(&(at, key.clone()));
             if state.records.get(&key).and_then(|r| r.expires_at_ms) == Some(at) {
-                state.records.remove(&key);
-                let change = Change::expire(&key, state.revision + 1, now);
+                let Some(record) = state.records.remove(&key) else {
+                    continue;
+                };
+                let change = Change::expire(&key, record.revision, state.revision + 1, now);
                 state.commit(change.clone(), &self.retention);
                 expired.push(change);
             }

@@ -309,6 +309,54 @@ async fn snapshots_are_consistent_and_skip_expired_keys(store: Arc<dyn Store>) {
     );
 }
 
+/// Every change says what the key was before (absent or at a revision) and what is
+/// stored after, the whole document after PATCH and ATOMIC, and the expiry; the
+/// change log gives back exactly the changes the writes returned.
+async fn changes_carry_the_record_before_and_after(store: Arc<dyn Store>) {
+    use ripplekv_core::Previous;
+    let start = store.revision();
+    let created = store
+        .write(Mutation {
+            ttl_ms: Some(3_600_000),
+            ..set("doc", r#"{"a":1}"#)
+        })
+        .await
+        .unwrap();
+    assert_eq!(created.previous, Previous::Absent, "a create");
+    assert_eq!(created.stored.as_deref(), Some(r#"{"a":1}"#));
+    let expiry = created.expires_at_ms.expect("the TTL is in the change");
+    let patched = store
+        .write(op("doc", WriteOp::Patch(r#"{"b":2}"#.into())))
+        .await
+        .unwrap();
+    assert_eq!(patched.previous, Previous::At(created.revision));
+    assert_eq!(
+        patched.value.as_deref(),
+        Some(r#"{"b":2}"#),
+        "notified: the patch"
+    );
+    assert_eq!(
+        patched.stored.as_deref(),
+        Some(r#"{"a":1,"b":2}"#),
+        "stored: the document"
+    );
+    assert_eq!(patched.expires_at_ms, Some(expiry), "PATCH keeps the TTL");
+    let counted = store.write(op("n", WriteOp::Atomic(7))).await.unwrap();
+    assert_eq!(
+        (counted.previous, counted.stored.as_deref()),
+        (Previous::Absent, Some("7"))
+    );
+    let deleted = store.write(op("doc", WriteOp::Delete)).await.unwrap();
+    assert_eq!(
+        (deleted.previous, deleted.stored.clone()),
+        (Previous::At(patched.revision), None)
+    );
+    let ChangesSince::Changes(logged) = store.changes_since(start, 10).await.unwrap() else {
+        panic!("the log is retained");
+    };
+    assert_eq!(logged, [created, patched, counted, deleted]);
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -363,6 +411,11 @@ macro_rules! conformance {
             async fn snapshot() {
                 let (_dir, store) = $make;
                 snapshots_are_consistent_and_skip_expired_keys(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn before_and_after() {
+                let (_dir, store) = $make;
+                changes_carry_the_record_before_and_after(store).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn close() {

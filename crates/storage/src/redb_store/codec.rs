@@ -1,10 +1,12 @@
 //! How records and change-log entries are laid out in bytes.
 //!
 //! A record is a format byte, its revision, then (format 2) its expiry or 0, then the
-//! value; format 1 records, written before TTLs existed, are still read. A change-log
-//! entry is op, timestamp, key length, key, then the value if any.
+//! value; format 1 records, written before TTLs existed, are still read. Change-log
+//! entries are format 2 (see `encode_change`: the previous revision, the stored value
+//! and the expiry too); format 1 entries (op, timestamp, key, notified value), written
+//! before, are still read, with `Previous::Unknown`.
 
-use ripplekv_core::{Change, ChangeOp, Error, Record, Revision};
+use ripplekv_core::{Change, ChangeOp, Error, Previous, Record, Revision};
 
 /// Format tag of an encoded record: 1 is revision + value, 2 adds the expiry.
 const RECORD_FORMAT: u8 = 2;
@@ -18,44 +20,111 @@ pub(super) fn encode(record: &Record) -> Vec<u8> {
     bytes
 }
 
-/// A change-log entry: op, timestamp, key length, key, then the value if any.
+/// Tag opening a change-log entry of format 2. Format 1 entries open with their op
+/// code (1 to 6), so the first byte tells the two apart.
+const CHANGE_FORMAT_2: u8 = 0xF2;
+
+/// How a format-2 entry stores the notified value.
+const NOTIFIED_NONE: u8 = 0;
+/// The notified value is the stored value (SET, ATOMIC, JSON Patch): kept once.
+const NOTIFIED_IS_STORED: u8 = 1;
+/// The notified value differs (PATCH: the patch as sent) and follows.
+const NOTIFIED_OWN: u8 = 2;
+
+/// A change-log entry, format 2: the tag, op, timestamp, key length and key, the
+/// previous revision (0: the key was absent), the expiry (0: none), the stored value
+/// (a presence byte, then length and bytes), then the notified value (`NOTIFIED_*`,
+/// and its bytes when it is its own).
 pub(super) fn encode_change(change: &Change) -> Vec<u8> {
-    let value = change.value.as_deref();
-    let mut bytes = Vec::with_capacity(14 + change.key.len() + value.map_or(0, str::len));
+    let stored = change.stored.as_deref();
+    let notified = change.value.as_deref();
+    let size = 40 + change.key.len() + stored.map_or(0, str::len);
+    let mut bytes = Vec::with_capacity(size);
+    bytes.push(CHANGE_FORMAT_2);
     bytes.push(change.op.code());
     bytes.extend_from_slice(&change.timestamp_ms.to_le_bytes());
-    bytes.extend_from_slice(
-        &u32::try_from(change.key.len())
-            .unwrap_or(u32::MAX)
-            .to_le_bytes(),
-    );
-    bytes.extend_from_slice(change.key.as_bytes());
-    if let Some(value) = value {
-        bytes.push(1);
-        bytes.extend_from_slice(value.as_bytes());
-    } else {
-        bytes.push(0);
+    push_text(&mut bytes, &change.key);
+    let previous = match change.previous {
+        Previous::At(revision) => revision,
+        // Written by this version, a change always knows; `Unknown` only comes from
+        // reading format 1, which is never written back.
+        Previous::Absent | Previous::Unknown => 0,
+    };
+    bytes.extend_from_slice(&previous.to_le_bytes());
+    bytes.extend_from_slice(&change.expires_at_ms.unwrap_or(0).to_le_bytes());
+    match stored {
+        Some(stored) => {
+            bytes.push(1);
+            push_text(&mut bytes, stored);
+        }
+        None => bytes.push(0),
+    }
+    match notified {
+        None => bytes.push(NOTIFIED_NONE),
+        Some(value) if Some(value) == stored => bytes.push(NOTIFIED_IS_STORED),
+        Some(value) => {
+            bytes.push(NOTIFIED_OWN);
+            bytes.extend_from_slice(value.as_bytes());
+        }
     }
     bytes
 }
 
+fn push_text(bytes: &mut Vec<u8>, text: &str) {
+    let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+    bytes.extend_from_slice(&len.to_le_bytes());
+    bytes.extend_from_slice(text.as_bytes());
+}
+
+/// Reads a change-log entry of either format.
 pub(super) fn decode_change(revision: Revision, bytes: &[u8]) -> Result<Change, Error> {
     let corrupt = || Error::internal(format!("corrupt change-log entry {revision}"));
-    let op = ChangeOp::from_code(*bytes.first().ok_or_else(corrupt)?).ok_or_else(corrupt)?;
-    let number = |range: std::ops::Range<usize>| bytes.get(range).ok_or_else(corrupt);
-    let timestamp_ms = u64::from_le_bytes(number(1..9)?.try_into().map_err(|_| corrupt())?);
-    let key_len = u32::from_le_bytes(number(9..13)?.try_into().map_err(|_| corrupt())?) as usize;
-    let key = number(13..13 + key_len)?;
-    let key = std::str::from_utf8(key).map_err(|_| corrupt())?.to_owned();
-    let rest = bytes.get(13 + key_len..).ok_or_else(corrupt)?;
-    let value = match rest.split_first() {
-        Some((1, value)) => Some(
-            std::str::from_utf8(value)
-                .map_err(|_| corrupt())?
-                .to_owned(),
-        ),
-        Some((0, [])) => None,
+    let mut reader = Reader { bytes, corrupt };
+    if bytes.first() == Some(&CHANGE_FORMAT_2) {
+        reader.take(1)?;
+        let op = ChangeOp::from_code(reader.byte()?).ok_or_else(corrupt)?;
+        let timestamp_ms = reader.number()?;
+        let key = reader.text()?;
+        let previous = match reader.number()? {
+            0 => Previous::Absent,
+            at => Previous::At(at),
+        };
+        let expires_at_ms = Some(reader.number()?).filter(|&at| at != 0);
+        let stored = match reader.byte()? {
+            0 => None,
+            1 => Some(reader.text()?),
+            _ => return Err(corrupt()),
+        };
+        let value = match reader.byte()? {
+            NOTIFIED_NONE => None,
+            NOTIFIED_IS_STORED => stored.clone(),
+            NOTIFIED_OWN => Some(reader.rest_text()?),
+            _ => return Err(corrupt()),
+        };
+        return Ok(Change {
+            revision,
+            key,
+            op,
+            value,
+            timestamp_ms,
+            previous,
+            stored,
+            expires_at_ms,
+        });
+    }
+    // Format 1: op, timestamp, key, then a presence byte and the notified value.
+    let op = ChangeOp::from_code(reader.byte()?).ok_or_else(corrupt)?;
+    let timestamp_ms = reader.number()?;
+    let key = reader.text()?;
+    let value = match reader.byte()? {
+        1 => Some(reader.rest_text()?),
+        0 if reader.bytes.is_empty() => None,
         _ => return Err(corrupt()),
+    };
+    // The stored value is the notified one except after a PATCH (the patch as sent).
+    let stored = match op {
+        ChangeOp::Patch => None,
+        _ => value.clone(),
     };
     Ok(Change {
         revision,
@@ -63,7 +132,47 @@ pub(super) fn decode_change(revision: Revision, bytes: &[u8]) -> Result<Change, 
         op,
         value,
         timestamp_ms,
+        previous: Previous::Unknown,
+        stored,
+        expires_at_ms: None,
     })
+}
+
+/// Reads an entry front to back; every short read is corruption.
+struct Reader<'a, F: Fn() -> Error> {
+    bytes: &'a [u8],
+    corrupt: F,
+}
+
+impl<F: Fn() -> Error> Reader<'_, F> {
+    fn take(&mut self, count: usize) -> Result<&[u8], Error> {
+        if self.bytes.len() < count {
+            return Err((self.corrupt)());
+        }
+        let (taken, rest) = self.bytes.split_at(count);
+        self.bytes = rest;
+        Ok(taken)
+    }
+
+    fn byte(&mut self) -> Result<u8, Error> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn number(&mut self) -> Result<u64, Error> {
+        let bytes: [u8; 8] = self.take(8)?.try_into().map_err(|_| (self.corrupt)())?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    fn text(&mut self) -> Result<String, Error> {
+        let len: [u8; 4] = self.take(4)?.try_into().map_err(|_| (self.corrupt)())?;
+        let bytes = self.take(u32::from_le_bytes(len) as usize)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| (self.corrupt)())
+    }
+
+    fn rest_text(&mut self) -> Result<String, Error> {
+        let bytes = std::mem::take(&mut self.bytes);
+        String::from_utf8(bytes.to_vec()).map_err(|_| (self.corrupt)())
+    }
 }
 
 pub(super) fn decode(bytes: &[u8]) -> Result<Record, Error> {

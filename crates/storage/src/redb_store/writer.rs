@@ -214,10 +214,11 @@ impl Writer {
                     .remove((*at, key.as_str()))
                     .map_err(Error::internal)?;
                 let stored = tables.get(key)?;
-                if stored.as_ref().and_then(|record| record.expires_at_ms) == Some(*at) {
+                if let Some(record) = stored.filter(|record| record.expires_at_ms == Some(*at)) {
                     tables.kv.remove(key.as_str()).map_err(Error::internal)?;
                     *revision += 1;
-                    tables.committed.push(Change::expire(key, *revision, now));
+                    let change = Change::expire(key, record.revision, *revision, now);
+                    tables.committed.push(change);
                 }
             }
             Ok(tables.committed.len())

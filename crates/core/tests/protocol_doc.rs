@@ -11,7 +11,7 @@
 //! 2. the 400 catalogue: every 400 reason written as a literal in those sources
 //!    (`invalid("…")`, `Invalid("…")`, `bad_request("…")`, with or without `format!`,
 //!    the `reply::error(400, …)` texts of the WebSocket layer, and the plain `String`
-//!    errors of the request parsers in `request.rs` and `rest.rs`) is listed there,
+//!    errors of the request parsers in `request.rs`, `rest.rs` and `fields.rs`) is listed there,
 //!    and every text listed there still exists in the code;
 //! 3. the other fixed texts a client can see: HTTP refusals (`HttpError::new`), the
 //!    messages of refused credentials, and WebSocket close reasons appear in the doc.
@@ -397,7 +397,7 @@ fn inside_fn(before: &str, signature: &str) -> bool {
 /// `ripplekv-proto`, hold reply shapes and the backup format instead.)
 fn is_request_parser(source: &Source) -> bool {
     source.path.starts_with("crates/proto/")
-        && matches!(source.file_name(), "request.rs" | "rest.rs")
+        && matches!(source.file_name(), "request.rs" | "rest.rs" | "fields.rs")
 }
 
 /// How a text was recognised in the sources.

@@ -7,6 +7,7 @@
 //! crate knows nothing about storage, limits or
 //! sockets: it checks shapes and types, not sizes or permissions.
 
+mod fields;
 pub mod reply;
 pub mod request;
 pub mod rest;

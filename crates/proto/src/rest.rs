@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::request::{describe_json_error, integer, not_unicode, string_error, string_field};
+use crate::fields::{describe_json_error, integer, string_error, string_field, string_list};
 
 /// `POST /record`: `{key, value, partialUpdate?}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,29 +99,6 @@ pub fn parse_token_body(body: &str) -> Result<TokenBody, String> {
         subscribe,
         access_pattern,
     })
-}
-
-/// An optional array of strings (`null` counts as absent).
-pub(crate) fn string_list(name: &str, raw: Option<&RawValue>) -> Result<Vec<String>, String> {
-    match raw {
-        None => Ok(Vec::new()),
-        Some(raw) => serde_json::from_str::<Option<Vec<String>>>(raw.get())
-            .map(Option::unwrap_or_default)
-            .map_err(|_| list_error(name, raw)),
-    }
-}
-
-/// Why a field is not an array of strings. The outer parse accepted its text, so if
-/// every element is a JSON string, one of them escapes a lone surrogate: say so rather
-/// than name a type that is right.
-fn list_error(name: &str, raw: &RawValue) -> String {
-    let all_strings = serde_json::from_str::<Vec<&RawValue>>(raw.get())
-        .is_ok_and(|items| items.iter().all(|item| item.get().starts_with('"')));
-    if all_strings {
-        not_unicode(name)
-    } else {
-        format!("Field '{name}' must be an array of strings")
-    }
 }
 
 #[cfg(test)]

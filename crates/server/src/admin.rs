@@ -22,15 +22,13 @@ use ripplekv_proto::snapshot::{Entry, Header, Line, Trailer};
 use tokio::sync::mpsc;
 
 use crate::rest::authorize;
-use crate::state::AppState;
+use crate::state::{AppState, MAX_SNAPSHOTS};
 use crate::wire::HttpError;
 
 /// Bytes gathered before a chunk is handed to the socket.
 const CHUNK_BYTES: usize = 64 * 1024;
 /// Chunks that may wait for a slow reader.
 const CHUNKS_QUEUED: usize = 4;
-/// Snapshots streamed at once.
-pub(crate) const MAX_SNAPSHOTS: usize = 2;
 /// How long a chunk may wait for the client to read before the snapshot is abandoned.
 const STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 

@@ -16,6 +16,10 @@ use crate::sequencer::Sequencer;
 use crate::token::Tokens;
 use crate::ServerConfig;
 
+/// Snapshots (`GET /admin/snapshot`) streamed at once; each holds a read transaction
+/// and a blocking thread.
+pub(crate) const MAX_SNAPSHOTS: usize = 2;
+
 #[derive(Debug, Clone)]
 pub(crate) struct AppState {
     inner: Arc<Inner>,
@@ -60,7 +64,7 @@ impl AppState {
                 metrics: Arc::default(),
                 credential_limits: Arc::new(RateLimiter::new(config.credential_rate_limit)),
                 ip_limits: RateLimiter::new(config.ip_rate_limit),
-                snapshots: Arc::new(Semaphore::new(crate::admin::MAX_SNAPSHOTS)),
+                snapshots: Arc::new(Semaphore::new(MAX_SNAPSHOTS)),
                 config,
                 shutdown: CancellationToken::new(),
                 sessions: TaskTracker::new(),

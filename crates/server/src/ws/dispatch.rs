@@ -5,47 +5,15 @@
 //! answer with one frame; `subscribe` with `since` also replays history (see
 //! [`super::subscribe`]).
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::ws::Message;
 use ripplekv_proto::reply::{self, RangeRecord};
 use ripplekv_proto::{parse_request, RequestBody};
 
-use super::outbox::{Closed, Outbox};
+use super::connection::Connection;
+use super::outbox::Closed;
 use super::subscribe;
-use crate::hub::{Access, Hub, Subscriber};
-use crate::metrics::Metrics;
-use crate::ops::Ops;
-use crate::rate::{RateLimiter, Subject};
-use crate::sequencer::Sequencer;
 use crate::wire::{self, DELETED, JSON_PATCHED, PATCHED, SAVED};
-
-/// Everything a request on one connection may need.
-#[derive(Debug)]
-pub(crate) struct Connection {
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) ops: Ops,
-    pub(crate) hub: Arc<Hub>,
-    pub(crate) sequencer: Arc<Sequencer>,
-    /// What the connection may read and write.
-    pub(crate) access: Access,
-    /// True for token connections: in-band subscriptions only deliver allowed keys.
-    pub(crate) filtered: bool,
-    pub(crate) subscriber: Arc<Subscriber>,
-    pub(crate) outbox: Outbox,
-    /// Patterns the connection may hold at once.
-    pub(crate) max_subscriptions: usize,
-    /// The credential rate limit, and whom this connection's requests count against.
-    pub(crate) rate_limits: Arc<RateLimiter>,
-    pub(crate) subject: Subject,
-}
-
-impl Connection {
-    pub(crate) async fn send(&self, frame: String) -> Result<(), Closed> {
-        self.outbox.send(Message::Text(frame.into())).await
-    }
-}
 
 /// The metrics label of a request.
 fn label(body: &RequestBody) -> &'static str {

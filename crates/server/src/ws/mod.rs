@@ -18,6 +18,7 @@ use crate::config::{WS_READ_BUFFER_BYTES, WS_WRITE_BUFFER_BYTES};
 use crate::state::AppState;
 use crate::wire::HttpError;
 
+mod connection;
 mod dispatch;
 pub mod outbox;
 pub mod session;

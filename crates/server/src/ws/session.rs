@@ -23,7 +23,8 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio_tungstenite::tungstenite;
 use tokio_util::sync::CancellationToken;
 
-use super::dispatch::{self, Connection};
+use super::connection::Connection;
+use super::dispatch;
 use super::outbox::{Outbox, OutboxReceiver};
 use crate::auth::Principal;
 use crate::hub::{Hub, Subscriber};

@@ -27,7 +27,7 @@ use ripplekv_core::{ChangesSince, Pattern};
 use ripplekv_proto::reply;
 use serde_json::value::RawValue;
 
-use super::dispatch::Connection;
+use super::connection::Connection;
 use super::outbox::Closed;
 use crate::hub::notification_frame;
 use crate::wire;

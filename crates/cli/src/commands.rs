@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 /// Where the server is and how to authenticate.
 #[derive(Debug, Args)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// Server base URL.
     #[arg(
         long,
@@ -37,7 +37,7 @@ pub struct Connection {
 
 /// Conditions of a write.
 #[derive(Debug, Args)]
-pub struct WriteFlags {
+pub(crate) struct WriteFlags {
     /// Write only if the key is at this revision (0: only if it does not exist).
     #[arg(long)]
     if_revision: Option<u64>,
@@ -47,7 +47,7 @@ pub struct WriteFlags {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ClientCommand {
+pub(crate) enum ClientCommand {
     /// Print a key's value.
     Get {
         key: String,
@@ -125,7 +125,7 @@ pub enum ClientCommand {
 }
 
 /// Runs a client subcommand and maps the outcome to an exit code.
-pub fn main(command: ClientCommand) -> ExitCode {
+pub(crate) fn main(command: ClientCommand) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -13,16 +13,16 @@ use std::path::Path;
 use anyhow::Context;
 
 /// File name of the generated API key inside the data directory.
-pub const API_KEY_FILE: &str = "api-key";
+pub(crate) const API_KEY_FILE: &str = "api-key";
 /// File name of the generated token secret inside the data directory.
-pub const TOKEN_SECRET_FILE: &str = "token-secret";
+pub(crate) const TOKEN_SECRET_FILE: &str = "token-secret";
 /// When the current token-secret rotation began: a digest of the previous secret and
 /// a time in milliseconds, so restarts do not extend its grace period.
-pub const ROTATION_FILE: &str = "token-rotation";
+pub(crate) const ROTATION_FILE: &str = "token-rotation";
 
 /// When tokens of `previous` stop being accepted: `grace` after the first start that
 /// named this previous secret (remembered in the data directory), not after this start.
-pub fn rotation_deadline(
+pub(crate) fn rotation_deadline(
     data_dir: &Path,
     previous: &str,
     grace: std::time::Duration,
@@ -50,7 +50,7 @@ pub fn rotation_deadline(
 }
 
 /// Returns the stored API key, generating and storing one if there is none.
-pub fn api_key(data_dir: &Path) -> anyhow::Result<String> {
+pub(crate) fn api_key(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join(API_KEY_FILE);
     if let Some(key) = read(&path)? {
         tracing::info!(path = %path.display(), "using the generated API key kept in the data directory");
@@ -66,7 +66,7 @@ pub fn api_key(data_dir: &Path) -> anyhow::Result<String> {
 }
 
 /// Returns the stored token secret, generating and storing one if there is none.
-pub fn token_secret(data_dir: &Path) -> anyhow::Result<String> {
+pub(crate) fn token_secret(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join(TOKEN_SECRET_FILE);
     if let Some(secret) = read(&path)? {
         return Ok(secret);

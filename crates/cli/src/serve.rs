@@ -12,7 +12,7 @@ use crate::secrets;
 use crate::settings::{LogFormat, ServeArgs};
 
 /// Runs the server until SIGINT or SIGTERM.
-pub fn main(args: ServeArgs) -> anyhow::Result<()> {
+pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.resolve()?;
     // Where the API key is, the key itself when it was just generated, and the address
     // being served are printed whatever `RUST_LOG` says: a newcomer who quietened the

@@ -16,9 +16,9 @@ use ripplekv_storage::Durability;
 use serde::Deserialize;
 
 /// Default listen address.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 /// Default data directory.
-pub const DEFAULT_DATA_DIR: &str = "./data";
+pub(crate) const DEFAULT_DATA_DIR: &str = "./data";
 /// Largest value limit accepted, so a frame limit derived from it stays sane.
 const MAX_VALUE_LIMIT: usize = 16 * 1024 * 1024;
 /// Largest key limit accepted.
@@ -26,7 +26,7 @@ const MAX_KEY_LIMIT: usize = 64 * 1024;
 
 /// Flags of `ripplekv serve`; each has an environment twin.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// TOML file with any of the settings below, named with underscores
     /// (listen, data_dir, api_keys, durability, max_value_bytes, ...).
     #[arg(long, env = "RIPPLEKV_CONFIG", value_name = "FILE")]
@@ -119,7 +119,7 @@ pub struct ServeArgs {
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     #[default]
     Pretty,
     Json,
@@ -163,7 +163,7 @@ struct FileSettings {
 
 /// Validated settings of one server run.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub listen: String,
     /// Where `/metrics` is served instead of on `listen`, if anywhere.
     pub metrics_listen: Option<String>,
@@ -192,7 +192,7 @@ pub struct Settings {
 
 impl ServeArgs {
     /// Layers flags and environment over the file and the defaults, and validates.
-    pub fn resolve(self) -> anyhow::Result<Settings> {
+    pub(crate) fn resolve(self) -> anyhow::Result<Settings> {
         let file = match &self.config {
             Some(path) => read_file(path)?,
             None => FileSettings::default(),

@@ -27,6 +27,7 @@ pub struct Client {
 /// One page of a range read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RangePage {
+    /// The records, in key order.
     pub records: Vec<Record>,
     /// More records exist in the range after the last one.
     pub truncated: bool,

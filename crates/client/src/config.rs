@@ -16,7 +16,9 @@ pub enum Auth {
 pub struct Reconnect {
     /// Attempts after a drop before giving up; `None` retries forever.
     pub max_attempts: Option<usize>,
+    /// Wait before the first retry.
     pub initial_delay: Duration,
+    /// Longest wait between retries.
     pub max_delay: Duration,
 }
 
@@ -33,9 +35,11 @@ impl Default for Reconnect {
 /// Everything configurable about a client.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
+    /// How to authenticate.
     pub auth: Auth,
     /// How long a request waits for its reply.
     pub request_timeout: Duration,
+    /// How to reconnect after a drop.
     pub reconnect: Reconnect,
     /// Client-side limit on requests per second; `None` for no limit. A 429 from the
     /// server makes the client wait for the hinted time and retry, whatever this is.
@@ -45,6 +49,7 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// Defaults for everything but the credentials.
     pub fn new(auth: Auth) -> Self {
         ClientConfig {
             auth,

@@ -7,7 +7,9 @@ pub enum Error {
     /// The server answered with an error code (400, 403, 404, 409, 429, 500…).
     #[error("server error {code}: {message}")]
     Server {
+        /// The status code.
         code: u16,
+        /// The server's text.
         message: String,
         /// For 409: the revision the key is actually at.
         revision: Option<u64>,
@@ -26,7 +28,12 @@ pub enum Error {
     /// (401) or a bad or expired token (403). Retrying with the same credentials cannot
     /// help, so callers should tell this apart from an unreachable server.
     #[error("authentication refused ({status}): {message}")]
-    Unauthorized { status: u16, message: String },
+    Unauthorized {
+        /// 401 (API key) or 403 (token).
+        status: u16,
+        /// The server's text.
+        message: String,
+    },
     /// Connecting failed: bad URL, server unreachable, or an HTTP refusal other than
     /// 401/403 (503 when the server is full, 429 when rate-limited).
     #[error("cannot connect: {0}")]

@@ -17,7 +17,10 @@ pub enum Event {
     /// The server could not replay everything missed while disconnected (the change log
     /// no longer reaches back that far): re-read what you watch. Changes after
     /// `revision` follow as usual.
-    Resync { revision: u64 },
+    Resync {
+        /// The revision to carry on from after re-reading.
+        revision: u64,
+    },
 }
 
 /// A stream of changes for a set of patterns. It survives reconnects: after a drop the

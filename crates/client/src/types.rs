@@ -3,14 +3,18 @@
 /// A stored value and the revision that last wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
+    /// The key.
     pub key: String,
+    /// Its value.
     pub value: String,
+    /// The revision of its last change.
     pub revision: u64,
 }
 
 /// A committed write: its revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
+    /// The revision the write was committed at.
     pub revision: u64,
 }
 
@@ -26,11 +30,13 @@ pub struct WriteOptions {
 /// A change pushed by the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
+    /// The key that changed.
     pub key: String,
     /// `None` for deletes and expiries.
     pub value: Option<String>,
     /// `set`, `patch`, `delete`, `atomic`, `expire` or `jsonpatch`.
     pub op: String,
+    /// The revision of the change.
     pub revision: u64,
     /// Commit time, milliseconds since the Unix epoch.
     pub timestamp: u64,
@@ -39,11 +45,15 @@ pub struct Change {
 /// What happened to the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectionEvent {
+    /// The connection is up (after a reconnect).
     Connected,
+    /// The connection dropped; the client is reconnecting.
     Disconnected,
     /// About to try again after `delay`.
     Reconnecting {
+        /// Which attempt this is, from 1.
         attempt: usize,
+        /// How long the client waits before it.
         delay: std::time::Duration,
     },
     /// No more attempts; the client is closed.
@@ -59,5 +69,6 @@ pub struct Stats {
     pub reconnect_attempts: usize,
     /// Successful connects, the first included.
     pub connects: u64,
+    /// Whether the socket is up now.
     pub connected: bool,
 }

@@ -19,10 +19,16 @@ pub enum Error {
     Forbidden,
     /// A conditional write saw a different revision than it asked for.
     #[error("Revision mismatch: key is at revision {current}")]
-    Conflict { current: u64 },
+    Conflict {
+        /// The key's current revision (0 if it does not exist).
+        current: u64,
+    },
     /// The caller exceeded a rate limit.
     #[error("Rate limit exceeded; retry after {retry_after_ms} ms")]
-    RateLimited { retry_after_ms: u64 },
+    RateLimited {
+        /// How long to wait before retrying, in milliseconds.
+        retry_after_ms: u64,
+    },
     /// The server is shutting down and takes no new writes.
     #[error("Server is shutting down")]
     Unavailable,

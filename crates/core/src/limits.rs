@@ -19,7 +19,9 @@ pub const MAX_RANGE_LIMIT: usize = 1000;
 /// The configured limits on keys and values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Longest key, in bytes of UTF-8.
     pub max_key_bytes: usize,
+    /// Largest value, in bytes of UTF-8.
     pub max_value_bytes: usize,
 }
 

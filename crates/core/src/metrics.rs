@@ -28,6 +28,7 @@ pub const BATCH_SIZES: &[f64] = &[
 ];
 
 impl Histogram {
+    /// A histogram with these upper bounds (ascending).
     pub fn new(bounds: &'static [f64]) -> Self {
         Histogram {
             bounds,
@@ -36,6 +37,7 @@ impl Histogram {
         }
     }
 
+    /// Counts one observation.
     pub fn observe(&self, value: f64) {
         let bucket = self
             .bounds

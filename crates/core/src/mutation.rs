@@ -23,7 +23,9 @@ pub const MAX_TTL_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
 /// One write to one key, as the writer of a backend receives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mutation {
+    /// The key written.
     pub key: String,
+    /// What is done to it.
     pub op: WriteOp,
     /// Conditional write: the revision the key must be at; 0 means "must not exist".
     pub if_revision: Option<Revision>,
@@ -75,9 +77,13 @@ impl WriteOp {
 /// The kind of a committed change, as named in notifications (PROTOCOL.md part B).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeOp {
+    /// Created or replaced.
     Set,
+    /// Merged into or appended to.
     Patch,
+    /// Deleted.
     Delete,
+    /// Incremented.
     Atomic,
     /// The key's TTL ran out; like a delete, its value is `None`.
     Expire,
@@ -133,7 +139,9 @@ impl ChangeOp {
 pub struct Change {
     /// The store-wide revision this change was committed at.
     pub revision: Revision,
+    /// The key that changed.
     pub key: String,
+    /// Which kind of write it was.
     pub op: ChangeOp,
     /// The notified value: SET the stored string, PATCH the patch as sent, ATOMIC the
     /// new number in decimal, JSON Patch the resulting document, DELETE and expiry `None`.
@@ -189,7 +197,12 @@ impl Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
     /// Store `stored`; tell subscribers `notified`.
-    Put { stored: String, notified: String },
+    Put {
+        /// The value to store.
+        stored: String,
+        /// The value subscribers are told.
+        notified: String,
+    },
     /// Remove the key.
     Remove,
 }

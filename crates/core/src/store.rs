@@ -18,7 +18,9 @@ pub type Revision = u64;
 /// A stored value, the revision of the change that last wrote it, and its expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
+    /// The stored string.
     pub value: String,
+    /// The revision of the key's last change.
     pub revision: Revision,
     /// When the key expires, in milliseconds since the Unix epoch.
     pub expires_at_ms: Option<u64>,
@@ -51,6 +53,7 @@ pub struct Snapshot {
     /// Live records when the view was taken (expired ones are skipped while reading,
     /// so slightly fewer may come out).
     pub keys: u64,
+    /// Every live record, in key order.
     pub records: Box<dyn Iterator<Item = Result<(String, Record), Error>> + Send>,
 }
 
@@ -78,7 +81,10 @@ pub enum ChangesSince {
     /// The changes after R, oldest first (possibly fewer than asked, if the end was reached).
     Changes(Vec<Change>),
     /// Changes after R are no longer all retained; the oldest retained is after `floor`.
-    TooOld { floor: Revision },
+    TooOld {
+        /// The last revision the log no longer holds.
+        floor: Revision,
+    },
 }
 
 /// How much of the change log a store keeps for `since` replays.
@@ -143,6 +149,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 /// Stores call it from their commit path, so it must not block: the fan-out hub only
 /// matches keys and queues frames.
 pub trait ChangeSink: Send + Sync + std::fmt::Debug {
+    /// Receives committed changes in revision order.
     fn publish(&self, changes: &[Change]);
 }
 
@@ -151,6 +158,7 @@ pub trait ChangeSink: Send + Sync + std::fmt::Debug {
 pub struct SinkSlot(RwLock<Option<Arc<dyn ChangeSink>>>);
 
 impl SinkSlot {
+    /// Fills the slot; later publishes go to `sink`.
     pub fn set(&self, sink: Arc<dyn ChangeSink>) {
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = Some(sink);
     }

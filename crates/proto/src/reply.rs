@@ -10,8 +10,11 @@ use serde_json::value::RawValue;
 /// One record of a RANGE page.
 #[derive(Debug, Serialize)]
 pub struct RangeRecord<'a> {
+    /// The key.
     pub key: &'a str,
+    /// Its value.
     pub value: &'a str,
+    /// The revision of its last change.
     pub revision: u64,
 }
 

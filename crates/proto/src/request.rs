@@ -12,14 +12,23 @@ use crate::fields::{describe_json_error, integer, json_kind, string_field, strin
 /// The operations a client can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// Op 1.
     Get,
+    /// Op 2.
     Set,
+    /// Op 3.
     Patch,
+    /// Op 4.
     Delete,
+    /// Op 5.
     Range,
+    /// Op 6.
     Atomic,
+    /// `jsonpatch`: RFC 6902 operations on the stored document.
     JsonPatch,
+    /// `subscribe`, with an optional `since`.
     Subscribe,
+    /// `unsubscribe`.
     Unsubscribe,
 }
 
@@ -71,51 +80,78 @@ impl Op {
 pub struct Request {
     /// Echoed unchanged on the reply.
     pub message_id: Option<Box<RawValue>>,
+    /// The operation and its fields.
     pub body: RequestBody,
 }
 
 /// What is asked, with every field typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestBody {
+    /// Read one key.
     Get {
+        /// The key.
         key: String,
     },
+    /// Create or replace.
     Set {
+        /// The key.
         key: String,
+        /// The value to store.
         value: String,
+        /// `ifRevision` and `ttl`.
         options: WriteOptions,
     },
+    /// JSON merge, or append.
     Patch {
+        /// The key.
         key: String,
+        /// The object to merge or the text to append.
         value: String,
+        /// `ifRevision` and `ttl`.
         options: WriteOptions,
     },
+    /// Remove a key.
     Delete {
+        /// The key.
         key: String,
+        /// `ifRevision`.
         options: WriteOptions,
     },
     /// Part B: RFC 6902 operations (a JSON array, as text) applied atomically.
     JsonPatch {
+        /// The key.
         key: String,
+        /// The RFC 6902 operations, as JSON text.
         value: String,
+        /// `ifRevision`.
         options: WriteOptions,
     },
+    /// Scan `key..=end_key`.
     Range {
+        /// The first key (inclusive).
         key: String,
+        /// The last key (inclusive).
         end_key: String,
+        /// The page size as sent (clamped when used).
         limit: Option<i64>,
     },
+    /// Add a delta to an integer.
     Atomic {
+        /// The key.
         key: String,
+        /// The amount to add.
         delta: i64,
     },
     /// Part B: start receiving notifications for `patterns`, replaying from `since`.
     Subscribe {
+        /// The patterns to add.
         patterns: Vec<String>,
+        /// Replay every retained change after this revision first.
         since: Option<u64>,
     },
     /// Part B: stop receiving notifications for `patterns`.
     Unsubscribe {
+        /// The patterns to remove.
         patterns: Vec<String>,
     },
 }
@@ -139,8 +175,11 @@ impl RequestBody {
 /// A frame that is not a valid request, with what is known of it for the reply.
 #[derive(Debug, Clone)]
 pub struct RequestError {
+    /// Why the request was refused.
     pub message: String,
+    /// The request's `messageId`, as sent, if it could be read.
     pub message_id: Option<Box<RawValue>>,
+    /// The request's key, if it could be read.
     pub key: Option<String>,
 }
 

@@ -11,7 +11,9 @@ use crate::fields::{describe_json_error, integer, string_error, string_field, st
 /// `POST /record`: `{key, value, partialUpdate?}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordBody {
+    /// The key.
     pub key: String,
+    /// The value.
     pub value: String,
     /// True for PATCH semantics; `null` or absent means SET.
     pub partial_update: bool,
@@ -20,7 +22,9 @@ pub struct RecordBody {
 /// `POST /record/atomic`: `{key, increment}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AtomicBody {
+    /// The key.
     pub key: String,
+    /// The amount to add.
     pub increment: i64,
 }
 
@@ -29,6 +33,7 @@ pub struct AtomicBody {
 pub struct TokenBody {
     /// `subscribeKeys` and `subscribePatterns`, in that order.
     pub subscribe: Vec<String>,
+    /// The keys the token may read and write.
     pub access_pattern: Option<String>,
 }
 

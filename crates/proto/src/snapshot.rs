@@ -22,10 +22,13 @@ pub const VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Header {
+    /// Always `ripplekv-snapshot`.
     pub format: String,
+    /// The format version.
     pub version: u32,
     /// The store revision the snapshot is consistent with.
     pub revision: u64,
+    /// When the snapshot was taken, in ms since the Unix epoch.
     pub created_at_ms: u64,
     /// Records expected (live keys when the snapshot began).
     pub keys: u64,
@@ -35,11 +38,14 @@ pub struct Header {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Entry {
+    /// The key.
     pub key: String,
+    /// Its value.
     pub value: String,
     /// The revision of the record's last write. Absent in plain exports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<u64>,
+    /// When it expires, in ms since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at_ms: Option<u64>,
 }
@@ -48,15 +54,20 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Trailer {
+    /// Always true: marks the last line.
     pub end: bool,
+    /// How many records came before it.
     pub records: u64,
 }
 
 /// Any line of a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
+    /// The first line.
     Header(Header),
+    /// One record.
     Entry(Entry),
+    /// The last line.
     Trailer(Trailer),
 }
 
@@ -93,6 +104,7 @@ impl Line {
 }
 
 impl Header {
+    /// The header of this format and version.
     pub fn new(revision: u64, created_at_ms: u64, keys: u64) -> Self {
         Header {
             format: FORMAT.to_owned(),

@@ -33,7 +33,9 @@ const MIN_RATE: f64 = 0.001;
 /// A rate: requests per second, and how many may come at once after a quiet period.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {
+    /// Sustained requests per second.
     pub per_second: f64,
+    /// Requests allowed at once above the rate.
     pub burst: u32,
 }
 

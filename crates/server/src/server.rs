@@ -22,7 +22,9 @@ use crate::{http, listen, ServerConfig};
 /// the unauthenticated metrics are not on the public port).
 #[derive(Debug)]
 pub struct Listeners {
+    /// Serves everything (but `/metrics` when `metrics` is given).
     pub main: TcpListener,
+    /// Serves `/metrics` alone.
     pub metrics: Option<TcpListener>,
 }
 

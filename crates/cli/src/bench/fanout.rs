@@ -21,7 +21,7 @@ use super::{parse_seconds, progress, Target};
 const KEY: &str = "bench:fanout";
 
 #[derive(Debug, Args, Clone)]
-pub struct FanoutArgs {
+pub(crate) struct FanoutArgs {
     /// Subscribers on the key.
     #[arg(short = 's', long, default_value_t = 1000)]
     pub subscribers: usize,

@@ -24,7 +24,7 @@ const OPENING: usize = 256;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Args, Clone)]
-pub struct IdleArgs {
+pub(crate) struct IdleArgs {
     /// Connections to open.
     #[arg(short = 'n', long, default_value_t = 10_000)]
     pub connections: usize,

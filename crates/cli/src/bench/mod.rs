@@ -27,7 +27,7 @@ use clap::{Args, Subcommand};
 
 /// Flags shared by every mode.
 #[derive(Debug, Args, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     /// Server base URL (any WebSocket server speaking the protocol, or the echo server).
     #[arg(
         long,
@@ -50,7 +50,7 @@ pub struct Target {
 
 impl Target {
     /// The WebSocket URL with credentials.
-    pub fn socket_url(&self) -> String {
+    pub(crate) fn socket_url(&self) -> String {
         let base = self
             .url
             .trim_end_matches('/')
@@ -65,14 +65,14 @@ impl Target {
 
     /// The key to authenticate with, found as every client subcommand finds it; empty
     /// when there is none, which the bare floors accept and RippleKV refuses with 401.
-    pub fn api_key(&self) -> String {
+    pub(crate) fn api_key(&self) -> String {
         crate::commands::resolve_api_key(self.api_key.as_deref()).unwrap_or_default()
     }
 }
 
 /// The load shape of `rpc` and `durable`.
 #[derive(Debug, Args, Clone)]
-pub struct RpcArgs {
+pub(crate) struct RpcArgs {
     /// Connections.
     #[arg(short = 'c', long, default_value_t = 50)]
     pub connections: usize,
@@ -97,7 +97,7 @@ pub struct RpcArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// GET/SET requests from many connections.
     Rpc(RpcArgs),
     /// SETs only; run the server with --durability sync.
@@ -113,7 +113,7 @@ pub enum Mode {
 
 /// `ripplekv bench`.
 #[derive(Debug, Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     #[command(subcommand)]
     mode: Mode,
     #[command(flatten)]
@@ -127,7 +127,7 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("expected seconds, got {text:?}"))
 }
 
-pub fn main(args: BenchArgs) -> ExitCode {
+pub(crate) fn main(args: BenchArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -165,7 +165,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
 }
 
 /// A progress bar over `duration`, unless quiet.
-pub fn progress(target: &Target, duration: Duration, label: &str) -> indicatif::ProgressBar {
+pub(crate) fn progress(target: &Target, duration: Duration, label: &str) -> indicatif::ProgressBar {
     if target.quiet || target.json {
         return indicatif::ProgressBar::hidden();
     }

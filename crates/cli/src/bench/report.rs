@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 /// The outcome of one run.
 #[derive(Debug)]
-pub struct Report {
+pub(super) struct Report {
     pub mode: String,
     /// Operations completed (requests, or notifications delivered).
     pub operations: u64,
@@ -17,12 +17,12 @@ pub struct Report {
 }
 
 /// A histogram for latencies from 1 µs to 60 s with 3 significant digits.
-pub fn histogram() -> Histogram<u64> {
+pub(super) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| unreachable!("valid bounds"))
 }
 
 impl Report {
-    pub fn throughput(&self) -> f64 {
+    pub(super) fn throughput(&self) -> f64 {
         self.operations as f64 / self.seconds.max(f64::EPSILON)
     }
 
@@ -47,7 +47,7 @@ impl Report {
         })
     }
 
-    pub fn print(&self, as_json: bool) {
+    pub(super) fn print(&self, as_json: bool) {
         if as_json {
             println!("{}", self.to_json());
             return;

@@ -26,7 +26,7 @@ use super::report::Report;
 use super::{parse_seconds, Target};
 
 #[derive(Debug, Args, Clone)]
-pub struct SoakArgs {
+pub(crate) struct SoakArgs {
     /// The server's process id, whose memory and descriptors are sampled.
     #[arg(long)]
     pub pid: u32,

@@ -16,14 +16,14 @@ use ripplekv_proto::snapshot::{Entry, Header, Line};
 use tokio::net::TcpStream;
 
 /// Receives a snapshot as it is checked.
-pub trait SnapshotSink {
+pub(super) trait SnapshotSink {
     fn header(&mut self, header: &Header) -> anyhow::Result<()>;
     fn entry(&mut self, entry: Entry) -> anyhow::Result<()>;
 }
 
 /// Fetches the snapshot from `base_url` and feeds it to `sink`; returns the header and
 /// the number of records.
-pub async fn fetch_snapshot(
+pub(super) async fn fetch_snapshot(
     base_url: &str,
     api_key: &str,
     sink: &mut dyn SnapshotSink,
@@ -109,7 +109,7 @@ impl LineReader {
 }
 
 /// What one checked line was.
-pub enum Accepted {
+pub(super) enum Accepted {
     Header(Header),
     Entry(Entry),
     Trailer,
@@ -117,14 +117,14 @@ pub enum Accepted {
 
 /// Checks the order of a snapshot's lines: header, records, trailer with their count.
 #[derive(Debug, Default)]
-pub struct Checker {
+pub(super) struct Checker {
     header: Option<Header>,
     records: u64,
     ended: bool,
 }
 
 impl Checker {
-    pub fn accept(&mut self, text: &str) -> anyhow::Result<Accepted> {
+    pub(super) fn accept(&mut self, text: &str) -> anyhow::Result<Accepted> {
         if self.ended {
             bail!("data after the snapshot's trailer");
         }
@@ -155,7 +155,7 @@ impl Checker {
     }
 
     /// The header and record count of a complete snapshot.
-    pub fn finish(self) -> anyhow::Result<(Header, u64)> {
+    pub(super) fn finish(self) -> anyhow::Result<(Header, u64)> {
         match (self.header, self.ended) {
             (Some(header), true) => Ok((header, self.records)),
             _ => bail!("the snapshot has no trailer line: it is incomplete"),

@@ -33,7 +33,7 @@ use crate::commands::Connection;
 use fetch::{fetch_snapshot, Accepted, Checker, SnapshotSink};
 
 #[derive(Debug, Subcommand)]
-pub enum DataCommand {
+pub(crate) enum DataCommand {
     /// Save a consistent snapshot of a running server (revisions and TTLs included).
     Backup {
         /// Where to write the snapshot (JSON lines).
@@ -66,7 +66,7 @@ pub enum DataCommand {
     },
 }
 
-pub fn main(command: DataCommand) -> anyhow::Result<()> {
+pub(crate) fn main(command: DataCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -11,7 +11,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 /// A running `ripplekv` process and the lines it has logged.
-pub struct Server {
+pub(crate) struct Server {
     pub child: Child,
     pub addr: SocketAddr,
     /// Not every test reads the log.
@@ -25,12 +25,12 @@ pub struct Server {
 /// Starts the real binary on a free port with `data_dir` and `KEY` as its only API key.
 // Each test binary compiles this module; not every one uses every function.
 #[allow(dead_code)]
-pub async fn start(data_dir: &Path) -> Result<Server> {
+pub(crate) async fn start(data_dir: &Path) -> Result<Server> {
     start_logging(data_dir, "info").await
 }
 
 /// [`start`] with `RUST_LOG` set to `filter`.
-pub async fn start_logging(data_dir: &Path, filter: &str) -> Result<Server> {
+pub(crate) async fn start_logging(data_dir: &Path, filter: &str) -> Result<Server> {
     start_with(
         &["--api-key", super::KEY, "--durability", "sync"],
         &[],
@@ -43,7 +43,7 @@ pub async fn start_logging(data_dir: &Path, filter: &str) -> Result<Server> {
 #[allow(dead_code)]
 /// Starts the real binary as a server on a free port with `data_dir`, the extra serve
 /// `flags` and environment `env`, and waits until it says where it listens.
-pub async fn start_with(
+pub(crate) async fn start_with(
     flags: &[&str],
     env: &[(&str, &str)],
     data_dir: &Path,

@@ -6,7 +6,7 @@ use regex::{Regex, RegexBuilder};
 use ripplekv_core::pattern::MAX_COMPILED_BYTES;
 
 /// The regex metacharacters; a pattern without them is a plain key.
-pub const META: &[char] = &[
+pub(crate) const META: &[char] = &[
     '.', '^', '$', '|', '?', '*', '+', '(', ')', '[', ']', '{', '}', '\\',
 ];
 
@@ -20,7 +20,7 @@ pub const META: &[char] = &[
 /// with the regex form). With `dot_all` the reference's dots cross line breaks, which
 /// is right only for patterns whose every dot is a wildcard (see `applicable` in
 /// pattern_props.rs).
-pub fn reference(pattern: &str, dot_all: bool) -> Option<Regex> {
+pub(crate) fn reference(pattern: &str, dot_all: bool) -> Option<Regex> {
     let mut expanded = String::new();
     let mut previous = None;
     for c in pattern.chars() {

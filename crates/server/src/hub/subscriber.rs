@@ -31,6 +31,7 @@ pub enum Access {
 }
 
 impl Access {
+    /// Whether the connection may touch `key`.
     pub fn allows(&self, key: &str) -> bool {
         match self {
             Access::All => true,
@@ -66,6 +67,7 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
+    /// A subscriber delivering into `outbox`; at most `replay_buffer_limit` notifications are held during a replay.
     pub fn new(outbox: Outbox, access: Access, replay_buffer_limit: usize) -> Self {
         Subscriber {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -76,6 +78,7 @@ impl Subscriber {
         }
     }
 
+    /// Unique within the process.
     pub fn id(&self) -> u64 {
         self.id
     }

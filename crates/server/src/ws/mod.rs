@@ -20,8 +20,8 @@ use crate::wire::HttpError;
 
 mod connection;
 mod dispatch;
-pub mod outbox;
-pub mod session;
+pub(crate) mod outbox;
+pub(crate) mod session;
 mod subscribe;
 
 /// `GET /ws`: checks credentials, then upgrades.

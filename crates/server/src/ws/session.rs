@@ -34,15 +34,15 @@ use crate::rate::RateLimiter;
 use crate::sequencer::Sequencer;
 
 /// Close code sent when the server shuts down (RFC 6455 "going away").
-pub const CLOSE_GOING_AWAY: u16 = 1001;
+pub(crate) const CLOSE_GOING_AWAY: u16 = 1001;
 /// Close code for a message over the size limit (RFC 6455 "message too big").
-pub const CLOSE_TOO_BIG: u16 = 1009;
+pub(crate) const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code for a broken frame (RFC 6455 "protocol error").
-pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+pub(crate) const CLOSE_PROTOCOL_ERROR: u16 = 1002;
 /// Close code for a text frame that is not UTF-8 (RFC 6455 "invalid frame payload data").
-pub const CLOSE_INVALID_PAYLOAD: u16 = 1007;
+pub(crate) const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 /// Close code for a subscriber that cannot keep up (RFC 6455 "policy violation").
-pub const CLOSE_SLOW_CONSUMER: u16 = 1008;
+pub(crate) const CLOSE_SLOW_CONSUMER: u16 = 1008;
 /// Close code for a connection whose credentials stopped being accepted.
 const CLOSE_POLICY: u16 = 1008;
 

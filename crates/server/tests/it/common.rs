@@ -17,13 +17,13 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub const KEY: &str = "test-key";
-pub const SECRET: &[u8] = b"test-token-secret";
+pub(crate) const KEY: &str = "test-key";
+pub(crate) const SECRET: &[u8] = b"test-token-secret";
 /// Longest a test waits for any single reply before failing.
-pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A server running in this process.
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub addr: SocketAddr,
     pub store: Arc<dyn Store>,
     stop: Option<oneshot::Sender<()>>,
@@ -32,25 +32,28 @@ pub struct TestServer {
 
 impl TestServer {
     /// A server over an in-memory store with default limits.
-    pub async fn start() -> Result<Self> {
+    pub(crate) async fn start() -> Result<Self> {
         Self::start_with(ServerConfig::new(vec![KEY.into()], SECRET.to_vec()), None).await
     }
 
     /// A server with the given limits.
-    pub async fn with_limits(limits: Limits) -> Result<Self> {
+    pub(crate) async fn with_limits(limits: Limits) -> Result<Self> {
         let mut config = ServerConfig::new(vec![KEY.into()], SECRET.to_vec());
         config.limits = limits;
         Self::start_with(config, None).await
     }
 
     /// A server with `config`, over `store` (default: a new memory store).
-    pub async fn start_with(config: ServerConfig, store: Option<Arc<dyn Store>>) -> Result<Self> {
+    pub(crate) async fn start_with(
+        config: ServerConfig,
+        store: Option<Arc<dyn Store>>,
+    ) -> Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         Self::start_on(config, store, listener.into()).await
     }
 
     /// [`TestServer::start_with`] on the given listeners (`/metrics` on its own, say).
-    pub async fn start_on(
+    pub(crate) async fn start_on(
         config: ServerConfig,
         store: Option<Arc<dyn Store>>,
         listeners: ripplekv_server::Listeners,
@@ -76,12 +79,12 @@ impl TestServer {
     }
 
     /// Opens a WebSocket with the API key in the query string.
-    pub async fn ws(&self) -> Result<Ws> {
+    pub(crate) async fn ws(&self) -> Result<Ws> {
         Ws::connect(&format!("ws://{}/ws?apiKey={KEY}", self.addr)).await
     }
 
     /// Issues a token through `POST /token/websocket` with `grants` as the body.
-    pub async fn token(&self, grants: Value) -> Result<String> {
+    pub(crate) async fn token(&self, grants: Value) -> Result<String> {
         let reply = self
             .http("POST", "/token/websocket", Some(&grants.to_string()))
             .await?;
@@ -92,12 +95,12 @@ impl TestServer {
     }
 
     /// Opens a WebSocket with a token.
-    pub async fn ws_token(&self, token: &str) -> Result<Ws> {
+    pub(crate) async fn ws_token(&self, token: &str) -> Result<Ws> {
         Ws::connect(&format!("ws://{}/ws?token={token}", self.addr)).await
     }
 
     /// Signals shutdown and waits for `run` to return.
-    pub async fn stop(mut self) -> Result<()> {
+    pub(crate) async fn stop(mut self) -> Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -108,38 +111,43 @@ impl TestServer {
     }
 
     /// An HTTP request with the API key; returns status, headers and parsed body.
-    pub async fn http(&self, method: &str, path: &str, body: Option<&str>) -> Result<HttpReply> {
+    pub(crate) async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<HttpReply> {
         http(self.addr, method, path, &[("x-api-key", KEY)], body).await
     }
 }
 
 /// A WebSocket client speaking JSON text frames.
-pub struct Ws {
+pub(crate) struct Ws {
     stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
 impl Ws {
-    pub async fn connect(url: &str) -> Result<Self> {
+    pub(crate) async fn connect(url: &str) -> Result<Self> {
         let (stream, _) = tokio_tungstenite::connect_async(url).await?;
         Ok(Ws { stream })
     }
 
-    pub async fn send_text(&mut self, text: &str) -> Result<()> {
+    pub(crate) async fn send_text(&mut self, text: &str) -> Result<()> {
         self.stream.send(Message::text(text)).await?;
         Ok(())
     }
 
-    pub async fn send(&mut self, request: &Value) -> Result<()> {
+    pub(crate) async fn send(&mut self, request: &Value) -> Result<()> {
         self.send_text(&request.to_string()).await
     }
 
-    pub async fn send_raw(&mut self, message: Message) -> Result<()> {
+    pub(crate) async fn send_raw(&mut self, message: Message) -> Result<()> {
         self.stream.send(message).await?;
         Ok(())
     }
 
     /// The next frame from the server, whatever it is.
-    pub async fn next_message(&mut self) -> Result<Message> {
+    pub(crate) async fn next_message(&mut self) -> Result<Message> {
         tokio::time::timeout(REPLY_TIMEOUT, self.stream.next())
             .await
             .context("no frame from the server in time")?
@@ -148,7 +156,7 @@ impl Ws {
     }
 
     /// The next text frame, parsed, skipping protocol pings; fails on anything else.
-    pub async fn recv(&mut self) -> Result<Value> {
+    pub(crate) async fn recv(&mut self) -> Result<Value> {
         loop {
             match self.next_message().await? {
                 Message::Text(text) => return Ok(serde_json::from_str(text.as_str())?),
@@ -159,13 +167,13 @@ impl Ws {
     }
 
     /// Sends a request and returns its reply.
-    pub async fn request(&mut self, request: Value) -> Result<Value> {
+    pub(crate) async fn request(&mut self, request: Value) -> Result<Value> {
         self.send(&request).await?;
         self.recv().await
     }
 
     /// The next notification, skipping nothing: fails if the next frame is not one.
-    pub async fn notification(&mut self) -> Result<Value> {
+    pub(crate) async fn notification(&mut self) -> Result<Value> {
         let frame = self.recv().await?;
         if frame["type"] != "notification" {
             bail!("expected a notification, got {frame}");
@@ -174,7 +182,7 @@ impl Ws {
     }
 
     /// Asserts the connection is still usable by doing a round trip.
-    pub async fn assert_alive(&mut self) -> Result<()> {
+    pub(crate) async fn assert_alive(&mut self) -> Result<()> {
         let reply = self
             .request(json!({"op": "get", "key": "__alive_probe__", "messageId": 424242}))
             .await?;
@@ -187,7 +195,7 @@ impl Ws {
 }
 
 /// Asserts a success reply: code 200 and no `error` field.
-pub fn assert_ok(reply: &Value) {
+pub(crate) fn assert_ok(reply: &Value) {
     assert_eq!(reply["code"], 200, "expected success, got {reply}");
     assert!(
         reply.get("error").is_none(),
@@ -196,7 +204,7 @@ pub fn assert_ok(reply: &Value) {
 }
 
 /// Asserts an error reply with `code` whose text contains `text`.
-pub fn assert_error(reply: &Value, code: u16, text: &str) {
+pub(crate) fn assert_error(reply: &Value, code: u16, text: &str) {
     assert_eq!(reply["code"], code, "wrong code in {reply}");
     let error = reply["error"].as_str().unwrap_or_default();
     assert!(
@@ -207,14 +215,14 @@ pub fn assert_error(reply: &Value, code: u16, text: &str) {
 
 /// What an HTTP request got back.
 #[derive(Debug)]
-pub struct HttpReply {
+pub(crate) struct HttpReply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Value,
 }
 
 impl HttpReply {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(header, _)| header.eq_ignore_ascii_case(name))
@@ -223,7 +231,7 @@ impl HttpReply {
 }
 
 /// A minimal HTTP/1.1 client over a raw socket, so tests see exactly what is sent.
-pub async fn http(
+pub(crate) async fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -266,14 +274,14 @@ pub async fn http(
 
 /// A raw HTTP response: the head as text and the body as text, for non-JSON bodies.
 #[derive(Debug)]
-pub struct RawReply {
+pub(crate) struct RawReply {
     pub head: String,
     pub body: String,
 }
 
 /// A GET-like request whose body is read whole, without parsing it as JSON.
 /// Chunked transfer encoding is undone.
-pub async fn http_raw(
+pub(crate) async fn http_raw(
     addr: SocketAddr,
     method: &str,
     path: &str,

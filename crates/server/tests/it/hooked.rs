@@ -15,7 +15,7 @@ use ripplekv_storage::MemoryStore;
 
 /// See the module documentation.
 #[derive(Debug)]
-pub struct HookedStore {
+pub(crate) struct HookedStore {
     inner: MemoryStore,
     gate: Arc<Gate>,
     /// Keys written (SET) at the start of the next change-log read.
@@ -64,22 +64,22 @@ impl Default for HookedStore {
 
 impl HookedStore {
     /// The next change-log read first commits a SET of each of `keys`.
-    pub fn write_during_next_log_read(&self, keys: &[&'static str]) {
+    pub(crate) fn write_during_next_log_read(&self, keys: &[&'static str]) {
         *lock(&self.during_log_read) = keys.to_vec();
     }
 
     /// The next change-log read fails as a broken disk would.
-    pub fn fail_next_log_read(&self) {
+    pub(crate) fn fail_next_log_read(&self) {
         self.fail_log_read.store(true, Ordering::SeqCst);
     }
 
     /// From now on, committed changes are held back from the server.
-    pub fn hold_deliveries(&self) {
+    pub(crate) fn hold_deliveries(&self) {
         self.gate.holding.store(true, Ordering::SeqCst);
     }
 
     /// Delivers the held changes to the server and stops holding.
-    pub fn release_deliveries(&self) {
+    pub(crate) fn release_deliveries(&self) {
         self.gate.holding.store(false, Ordering::SeqCst);
         let held = std::mem::take(&mut *lock(&self.gate.held));
         self.gate.publish(&held);

@@ -61,9 +61,9 @@ pub(super) const LOG_FLOOR: &str = "log_floor";
 pub const DB_FILE: &str = "ripplekv.redb";
 
 /// Most writes committed in one transaction; bounds the latency a batch adds.
-pub const MAX_BATCH: usize = 1024;
+pub(crate) const MAX_BATCH: usize = 1024;
 /// Longest time a relaxed-mode commit stays without an fsync.
-pub const RELAXED_SYNC_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const RELAXED_SYNC_INTERVAL: Duration = Duration::from_millis(100);
 /// Writes that may wait for the writer before submitters are made to wait.
 const QUEUE_CAPACITY: usize = 8192;
 

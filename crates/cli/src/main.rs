@@ -12,6 +12,7 @@
 mod bench;
 mod commands;
 mod data;
+mod rest;
 mod secrets;
 mod serve;
 mod settings;

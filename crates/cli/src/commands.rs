@@ -318,13 +318,17 @@ async fn run(command: ClientCommand) -> Result<(), Error> {
             eprintln!("watching {} (Ctrl-C to stop)", patterns.join(" "));
             while let Some(event) = changes.next().await {
                 match event {
-                    Event::Change(change) => connection.print(
-                        json!({"op": change.op, "key": change.key, "value": change.value, "revision": change.revision, "timestamp": change.timestamp}),
-                        || match &change.value {
-                            Some(value) => format!("{} {} = {} (revision {})", change.op, change.key, value, change.revision),
-                            None => format!("{} {} (revision {})", change.op, change.key, change.revision),
-                        },
-                    ),
+                    Event::Change(change) => {
+                        // A server that does not name the op (HPKV) gets "change".
+                        let op = change.op.as_deref().unwrap_or("change");
+                        connection.print(
+                            json!({"op": change.op, "key": change.key, "value": change.value, "revision": change.revision, "timestamp": change.timestamp}),
+                            || match &change.value {
+                                Some(value) => format!("{op} {} = {value} (revision {})", change.key, change.revision),
+                                None => format!("{op} {} (revision {})", change.key, change.revision),
+                            },
+                        )
+                    }
                     Event::Resync { revision } => connection.print(json!({"resync": revision}), || {
                         format!("(missed changes beyond the server's log; re-read what you watch; now at revision {revision})")
                     }),

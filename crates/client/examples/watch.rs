@@ -17,7 +17,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         match event {
             Event::Change(change) => println!(
                 "{} {} = {:?} (revision {})",
-                change.op, change.key, change.value, change.revision
+                change.op.as_deref().unwrap_or("change"),
+                change.key,
+                change.value,
+                change.revision
             ),
             Event::Resync { revision } => {
                 println!("missed too much; re-read everything (now at revision {revision})")

@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::{Stream, TryStreamExt};
-use serde_json::{json, Value};
+use ripplekv_proto::client::Reply;
+use ripplekv_proto::RequestBody;
+use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::connection::{self, Command, Shared};
@@ -96,7 +98,7 @@ impl Client {
 
     /// Sends a request and waits for its reply, within the request timeout. Waits for the
     /// client-side rate limit, and retries on 429 after the hinted delay.
-    async fn call(&self, body: Value) -> Result<Value, Error> {
+    async fn call(&self, body: RequestBody) -> Result<Reply, Error> {
         let mut rate_limited = 0;
         loop {
             if let Some(limiter) = &self.limiter {
@@ -144,8 +146,15 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn get(&self, key: &str) -> Result<Record, Error> {
-        let reply = self.call(json!({"op": "get", "key": key})).await?;
-        record(&reply)
+        let reply = self.call(RequestBody::Get { key: key.into() }).await?;
+        match (reply.key, reply.value) {
+            (Some(key), Some(value)) => Ok(Record {
+                key,
+                value,
+                revision: reply.revision.unwrap_or(0),
+            }),
+            _ => Err(Error::Protocol("a GET reply without key and value".into())),
+        }
     }
 
     /// Creates or replaces a key.
@@ -170,8 +179,13 @@ impl Client {
         value: &str,
         options: WriteOptions,
     ) -> Result<Written, Error> {
-        self.write(json!({"op": "set", "key": key, "value": value}), options)
-            .await
+        let options = wire_options(options);
+        self.write(RequestBody::Set {
+            key: key.into(),
+            value: value.into(),
+            options,
+        })
+        .await
     }
 
     /// JSON-merges into the stored object, or appends to the stored string.
@@ -186,8 +200,13 @@ impl Client {
         value: &str,
         options: WriteOptions,
     ) -> Result<Written, Error> {
-        self.write(json!({"op": "patch", "key": key, "value": value}), options)
-            .await
+        let options = wire_options(options);
+        self.write(RequestBody::Patch {
+            key: key.into(),
+            value: value.into(),
+            options,
+        })
+        .await
     }
 
     /// Removes a key; [`Error::is_not_found`] when it does not exist.
@@ -197,8 +216,12 @@ impl Client {
 
     /// DELETE with a condition.
     pub async fn delete_with(&self, key: &str, options: WriteOptions) -> Result<Written, Error> {
-        self.write(json!({"op": "delete", "key": key}), options)
-            .await
+        let options = wire_options(options);
+        self.write(RequestBody::Delete {
+            key: key.into(),
+            options,
+        })
+        .await
     }
 
     /// Applies RFC 6902 operations to the stored JSON document, all or nothing.
@@ -216,8 +239,12 @@ impl Client {
         operations: &Value,
         options: WriteOptions,
     ) -> Result<Written, Error> {
-        let body = json!({"op": "jsonpatch", "key": key, "value": operations.to_string()});
-        self.write(body, options).await
+        self.write(RequestBody::JsonPatch {
+            key: key.into(),
+            value: operations.to_string(),
+            options: wire_options(options),
+        })
+        .await
     }
 
     /// Adds `delta` to a stored 64-bit integer (missing counts as 0); returns the result.
@@ -228,12 +255,14 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn atomic(&self, key: &str, delta: i64) -> Result<i64, Error> {
-        let reply = self
-            .call(json!({"op": "atomic", "key": key, "value": delta}))
-            .await?;
-        reply["newValue"]
-            .as_i64()
-            .ok_or_else(|| Error::Protocol(reply.to_string()))
+        let body = RequestBody::Atomic {
+            key: key.into(),
+            delta,
+        };
+        self.call(body)
+            .await?
+            .new_value
+            .ok_or_else(|| Error::Protocol("an ATOMIC reply without newValue".into()))
     }
 
     /// One page of `start..=end` (byte order), at most `limit` records (server default
@@ -244,20 +273,25 @@ impl Client {
         end: &str,
         limit: Option<usize>,
     ) -> Result<RangePage, Error> {
-        let mut body = json!({"op": "range", "key": start, "endKey": end});
-        if let Some(limit) = limit {
-            body["limit"] = json!(limit);
-        }
+        let body = RequestBody::Range {
+            key: start.into(),
+            end_key: end.into(),
+            limit: limit.map(|limit| i64::try_from(limit).unwrap_or(i64::MAX)),
+        };
         let reply = self.call(body).await?;
-        let records = reply["records"]
-            .as_array()
-            .ok_or_else(|| Error::Protocol(reply.to_string()))?
-            .iter()
-            .map(record)
-            .collect::<Result<_, _>>()?;
+        let records = reply
+            .records
+            .ok_or_else(|| Error::Protocol("a RANGE reply without records".into()))?
+            .into_iter()
+            .map(|record| Record {
+                key: record.key,
+                value: record.value,
+                revision: record.revision.unwrap_or(0),
+            })
+            .collect();
         Ok(RangePage {
             records,
-            truncated: reply["truncated"].as_bool().unwrap_or(false),
+            truncated: reply.truncated.unwrap_or(false),
         })
     }
 
@@ -347,29 +381,23 @@ impl Client {
         let _ = self.commands.send(Command::Close);
     }
 
-    async fn write(&self, mut body: Value, options: WriteOptions) -> Result<Written, Error> {
-        if let Some(revision) = options.if_revision {
-            body["ifRevision"] = json!(revision);
-        }
-        if let Some(ttl) = options.ttl {
-            body["ttl"] = json!(ttl.as_secs_f64());
-        }
-        let reply = self.call(body).await?;
-        let revision = reply["revision"]
-            .as_u64()
-            .ok_or_else(|| Error::Protocol(reply.to_string()))?;
+    async fn write(&self, body: RequestBody) -> Result<Written, Error> {
+        let revision = self
+            .call(body)
+            .await?
+            .revision
+            .ok_or_else(|| Error::Protocol("a write reply without a revision".into()))?;
         Ok(Written { revision })
     }
 }
 
-fn record(value: &Value) -> Result<Record, Error> {
-    match (value["key"].as_str(), value["value"].as_str()) {
-        (Some(key), Some(text)) => Ok(Record {
-            key: key.to_owned(),
-            value: text.to_owned(),
-            revision: value["revision"].as_u64().unwrap_or(0),
-        }),
-        _ => Err(Error::Protocol(value.to_string())),
+/// The wire's form of a write's conditions (the TTL in milliseconds).
+fn wire_options(options: WriteOptions) -> ripplekv_proto::WriteOptions {
+    ripplekv_proto::WriteOptions {
+        if_revision: options.if_revision,
+        ttl_ms: options
+            .ttl
+            .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
     }
 }
 

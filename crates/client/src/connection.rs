@@ -14,7 +14,10 @@ use std::sync::Arc;
 use backon::BackoffBuilder;
 use futures_util::{SinkExt, StreamExt};
 use ripplekv_core::Pattern;
-use serde_json::{json, Value};
+use ripplekv_proto::client::{
+    encode_request, parse_server_frame, Notification, Reply, ServerFrame,
+};
+use ripplekv_proto::RequestBody;
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
@@ -28,14 +31,14 @@ pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 #[derive(Debug)]
 pub(crate) enum Command {
     Request {
-        body: Value,
-        reply: oneshot::Sender<Result<Value, Error>>,
+        body: RequestBody,
+        reply: oneshot::Sender<Result<Reply, Error>>,
     },
     Subscribe {
         id: u64,
         patterns: Vec<String>,
         events: mpsc::UnboundedSender<Event>,
-        reply: oneshot::Sender<Result<Value, Error>>,
+        reply: oneshot::Sender<Result<Reply, Error>>,
     },
     Unsubscribe {
         id: u64,
@@ -89,8 +92,8 @@ struct Sub {
 }
 
 enum Waiter {
-    Request(oneshot::Sender<Result<Value, Error>>),
-    Subscribe(oneshot::Sender<Result<Value, Error>>),
+    Request(oneshot::Sender<Result<Reply, Error>>),
+    Subscribe(oneshot::Sender<Result<Reply, Error>>),
 }
 
 /// The task's state across connections.
@@ -207,19 +210,26 @@ impl Task {
                         last: 0,
                     },
                 );
-                let body = json!({"op": "subscribe", "patterns": patterns});
+                let body = RequestBody::Subscribe {
+                    patterns,
+                    since: None,
+                };
                 self.send(socket, body, Waiter::Subscribe(reply)).await?;
             }
             Command::Unsubscribe { id } => {
                 if let Some(sub) = self.subs.remove(&id) {
                     let still_used =
                         |source: &String| self.subs.values().any(|s| s.sources.contains(source));
-                    let unused: Vec<&String> =
-                        sub.sources.iter().filter(|s| !still_used(s)).collect();
+                    let unused: Vec<String> = sub
+                        .sources
+                        .iter()
+                        .filter(|s| !still_used(s))
+                        .cloned()
+                        .collect();
                     if !unused.is_empty() {
-                        let body = json!({"op": "unsubscribe", "patterns": unused});
+                        let body = RequestBody::Unsubscribe { patterns: unused };
                         socket
-                            .send(Message::text(body.to_string()))
+                            .send(Message::text(encode_request(&body, None)))
                             .await
                             .map_err(drop)?;
                     }
@@ -233,18 +243,17 @@ impl Task {
     async fn send(
         &mut self,
         socket: &mut Socket,
-        mut body: Value,
+        body: RequestBody,
         waiter: Waiter,
     ) -> Result<(), ()> {
         let id = self.next_message_id;
         self.next_message_id += 1;
-        body["messageId"] = json!(id);
         self.waiters.insert(id, waiter);
         self.shared
             .pending
             .store(self.waiters.len(), Ordering::Relaxed);
         socket
-            .send(Message::text(body.to_string()))
+            .send(Message::text(encode_request(&body, Some(id))))
             .await
             .map_err(drop)
     }
@@ -252,28 +261,26 @@ impl Task {
     /// After a reconnect: one subscribe for every pattern in use, resuming from the last
     /// revision seen. Its reply needs no waiter.
     async fn resubscribe(&mut self, socket: &mut Socket) -> Result<(), ()> {
-        let mut patterns: Vec<&String> = self.subs.values().flat_map(|sub| &sub.sources).collect();
+        let mut patterns: Vec<String> = self
+            .subs
+            .values()
+            .flat_map(|sub| sub.sources.iter().cloned())
+            .collect();
         patterns.sort();
         patterns.dedup();
-        let mut body = json!({"op": "subscribe", "patterns": patterns});
-        if self.last_revision > 0 {
-            body["since"] = json!(self.last_revision);
-        }
+        let since = Some(self.last_revision).filter(|&revision| revision > 0);
+        let body = RequestBody::Subscribe { patterns, since };
         socket
-            .send(Message::text(body.to_string()))
+            .send(Message::text(encode_request(&body, None)))
             .await
             .map_err(drop)
     }
 
     fn receive(&mut self, text: &str) {
-        let Ok(message) = serde_json::from_str::<Value>(text) else {
-            tracing::warn!("ignoring a frame that is not JSON");
-            return;
-        };
-        match message["type"].as_str() {
-            Some("notification") => return self.notify(&message),
-            Some("resync") => {
-                let revision = message["revision"].as_u64().unwrap_or(0);
+        let reply = match parse_server_frame(text) {
+            Ok(ServerFrame::Reply(reply)) => reply,
+            Ok(ServerFrame::Notification(notification)) => return self.notify(notification),
+            Ok(ServerFrame::Resync { revision }) => {
                 self.last_revision = self.last_revision.max(revision);
                 for sub in self.subs.values_mut() {
                     sub.last = sub.last.max(revision);
@@ -281,58 +288,52 @@ impl Task {
                 }
                 return;
             }
-            _ => {}
-        }
-        let Some(waiter) = message["messageId"]
-            .as_u64()
-            .and_then(|id| self.waiters.remove(&id))
-        else {
+            Err(err) => {
+                tracing::warn!(error = %err, "ignoring a frame this client does not understand");
+                return;
+            }
+        };
+        let Some(waiter) = reply.message_id.and_then(|id| self.waiters.remove(&id)) else {
             return; // a reply nobody waits for (a resubscribe, or a timed-out request)
         };
         self.shared
             .pending
             .store(self.waiters.len(), Ordering::Relaxed);
-        let result = if message["code"] == 200 {
-            Ok(message)
+        let result = if reply.code == 200 {
+            Ok(reply)
         } else {
             Err(Error::Server {
-                code: message["code"]
-                    .as_u64()
-                    .and_then(|c| u16::try_from(c).ok())
-                    .unwrap_or(500),
-                message: message["error"]
-                    .as_str()
-                    .unwrap_or("unknown error")
-                    .to_owned(),
-                revision: message["revision"].as_u64(),
+                code: reply.code,
+                message: reply.error.unwrap_or_else(|| "unknown error".to_owned()),
+                revision: reply.revision,
             })
         };
         match waiter {
-            Waiter::Request(reply) => drop(reply.send(result)),
-            Waiter::Subscribe(reply) => {
+            Waiter::Request(answer) => drop(answer.send(result)),
+            Waiter::Subscribe(answer) => {
                 if let Ok(ack) = &result {
                     // Resuming from here after a drop replays nothing older.
-                    self.last_revision = self
-                        .last_revision
-                        .max(ack["revision"].as_u64().unwrap_or(0));
+                    self.last_revision = self.last_revision.max(ack.revision.unwrap_or(0));
                 }
-                let _ = reply.send(result);
+                let _ = answer.send(result);
             }
         }
     }
 
-    fn notify(&mut self, message: &Value) {
+    fn notify(&mut self, notification: Notification) {
         let change = Change {
-            key: message["key"].as_str().unwrap_or_default().to_owned(),
-            value: message["value"].as_str().map(str::to_owned),
-            op: message["op"].as_str().unwrap_or("set").to_owned(),
-            revision: message["revision"].as_u64().unwrap_or(0),
-            timestamp: message["timestamp"].as_u64().unwrap_or(0),
+            key: notification.key,
+            value: notification.value,
+            op: notification.op,
+            revision: notification.revision.unwrap_or(0),
+            timestamp: notification.timestamp,
         };
         self.last_revision = self.last_revision.max(change.revision);
         for sub in self.subs.values_mut() {
-            if change.revision > sub.last && sub.patterns.iter().any(|p| p.matches(&change.key)) {
-                sub.last = change.revision;
+            // Without revisions (an HPKV server) nothing can repeat, so nothing is dropped.
+            let new = change.revision == 0 || change.revision > sub.last;
+            if new && sub.patterns.iter().any(|p| p.matches(&change.key)) {
+                sub.last = sub.last.max(change.revision);
                 let _ = sub.events.send(Event::Change(change.clone()));
             }
         }
@@ -379,7 +380,7 @@ impl Task {
                             // Registered now, subscribed on the server after reconnecting.
                             let compiled = patterns.iter().filter_map(|p| Pattern::compile(p).ok()).collect();
                             self.subs.insert(id, Sub { patterns: compiled, sources: patterns, events, last: 0 });
-                            let _ = reply.send(Ok(json!({"code": 200})));
+                            let _ = reply.send(Ok(Reply { code: 200, ..Reply::default() }));
                         }
                         Some(Command::Unsubscribe { id }) => drop(self.subs.remove(&id)),
                     },

@@ -34,9 +34,10 @@ pub struct Change {
     pub key: String,
     /// `None` for deletes and expiries.
     pub value: Option<String>,
-    /// `set`, `patch`, `delete`, `atomic`, `expire` or `jsonpatch`.
-    pub op: String,
-    /// The revision of the change.
+    /// `set`, `patch`, `delete`, `atomic`, `expire` or `jsonpatch`; `None` from a server
+    /// that does not say (HPKV).
+    pub op: Option<String>,
+    /// The revision of the change; 0 from a server that does not say (HPKV).
     pub revision: u64,
     /// Commit time, milliseconds since the Unix epoch.
     pub timestamp: u64,

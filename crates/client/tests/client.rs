@@ -215,9 +215,9 @@ async fn a_subscriber_misses_nothing_across_a_server_restart() -> Result<()> {
         let change = next_change(&mut changes).await;
         seen.push((change.key, change.op));
     }
-    let expected: Vec<(String, String)> = (2..=6)
-        .map(|i| (format!("feed:{i}"), "set".to_owned()))
-        .chain([("feed:1".to_owned(), "delete".to_owned())])
+    let expected: Vec<(String, Option<String>)> = (2..=6)
+        .map(|i| (format!("feed:{i}"), Some("set".to_owned())))
+        .chain([("feed:1".to_owned(), Some("delete".to_owned()))])
         .collect();
     assert_eq!(seen, expected, "every change once, in order");
     loop {
@@ -252,5 +252,48 @@ async fn the_client_gives_up_after_its_attempts() -> Result<()> {
         "the stream ends"
     );
     assert_eq!(client.get("x").await.unwrap_err(), Error::Closed);
+    Ok(())
+}
+
+/// Against a server that sends HPKV's notifications (no `op`, no `revision`), the
+/// client says it does not know the op instead of calling every change a `set`, and
+/// delivers every notification (with no revision, none can be a repeat).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_without_op_or_revision_are_reported_as_such() -> Result<()> {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await?;
+        let mut ws = tokio_tungstenite::accept_async(socket).await?;
+        // The subscribe: answer it by its messageId, then push two HPKV notifications.
+        let Some(Ok(Message::Text(request))) = ws.next().await else {
+            anyhow::bail!("no subscribe request");
+        };
+        let request: serde_json::Value = serde_json::from_str(request.as_str())?;
+        assert_eq!(request["op"], "subscribe");
+        let answer = json!({"code": 200, "messageId": request["messageId"]});
+        ws.send(Message::text(answer.to_string())).await?;
+        for value in [json!("one"), serde_json::Value::Null] {
+            let notification =
+                json!({"type": "notification", "key": "k", "value": value, "timestamp": 7});
+            ws.send(Message::text(notification.to_string())).await?;
+        }
+        // Hold the socket open until the client has read both.
+        let _ = ws.next().await;
+        anyhow::Ok(())
+    });
+    let client = Client::connect(&url, Auth::ApiKey("any".into())).await?;
+    let mut changes = client.subscribe(["k"]).await?;
+    for expected in [Some("one".to_owned()), None] {
+        let change = next_change(&mut changes).await;
+        assert_eq!(
+            (change.op, change.revision, change.value),
+            (None, 0, expected)
+        );
+    }
+    client.close();
+    server.await??;
     Ok(())
 }

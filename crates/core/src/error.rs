@@ -1,8 +1,10 @@
-//! The one error type of the domain and the table that maps it to a status code.
+//! The one error type and the table that maps it to a status code.
 //!
-//! Every way a request can fail is a variant here. [`Error::status`] is the single
-//! place that decides the HTTP-like code a client sees, and [`Error::client_message`]
-//! the text it sees; internal details stay in [`Error::Internal`] and go to the log.
+//! Every way a request can fail, whatever refuses it (validation, the store, the
+//! credential check, a limit, a rate limit, the HTTP layer), is a variant here.
+//! [`Error::status`] is the single place that decides the HTTP-like code a client
+//! sees, and [`Error::client_message`] the text it sees; internal details stay in
+//! [`Error::Internal`] and go to the log.
 
 /// A failed operation, with enough information to answer the client precisely.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +34,44 @@ pub enum Error {
     /// The server is shutting down and takes no new writes.
     #[error("Server is shutting down")]
     Unavailable,
+    /// No credentials at all: no `x-api-key`, no `?apiKey=`, no `?token=`.
+    #[error("Missing API key: send the x-api-key header (or ?apiKey= / ?token= on /ws)")]
+    MissingCredentials,
+    /// An API key that is not one of the server's.
+    #[error("Invalid API key")]
+    InvalidApiKey,
+    /// A token that does not verify or has expired (403: what HPKV clients look for).
+    #[error("Invalid or expired token")]
+    InvalidToken,
+    /// The WebSocket connection cap is reached.
+    #[error("Too many connections; try again later")]
+    TooManyConnections,
+    /// As many snapshots as allowed are streaming already.
+    #[error("{limit} snapshots are already being taken; try again when one finishes")]
+    TooManySnapshots {
+        /// How many may stream at once.
+        limit: usize,
+    },
+    /// A request body larger than the server accepts.
+    #[error("Request body too large: at most {limit} bytes")]
+    BodyTooLarge {
+        /// The largest body accepted, in bytes.
+        limit: usize,
+    },
+    /// No route has this path.
+    #[error("Not found")]
+    NoSuchRoute,
+    /// The route exists but not with this method.
+    #[error("Method not allowed on this route")]
+    MethodNotAllowed,
+    /// A plain HTTP request to the WebSocket endpoint.
+    #[error("/ws is the WebSocket endpoint: connect with a WebSocket client ({detail})")]
+    NotWebSocket {
+        /// What the request lacks, such as the `Connection: upgrade` header.
+        detail: String,
+        /// 426 when only the upgrade itself is missing, 400 for a malformed handshake.
+        upgrade_required: bool,
+    },
     /// Storage or another internal component failed. The text is for the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -52,12 +92,24 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::Invalid(_) => 400,
-            Error::Forbidden => 403,
-            Error::NotFound => 404,
+            Error::NotWebSocket {
+                upgrade_required, ..
+            } => {
+                if *upgrade_required {
+                    426
+                } else {
+                    400
+                }
+            }
+            Error::MissingCredentials | Error::InvalidApiKey => 401,
+            Error::Forbidden | Error::InvalidToken => 403,
+            Error::NotFound | Error::NoSuchRoute => 404,
+            Error::MethodNotAllowed => 405,
             Error::Conflict { .. } => 409,
+            Error::BodyTooLarge { .. } => 413,
             Error::RateLimited { .. } => 429,
             Error::Internal(_) => 500,
-            Error::Unavailable => 503,
+            Error::Unavailable | Error::TooManyConnections | Error::TooManySnapshots { .. } => 503,
         }
     }
 

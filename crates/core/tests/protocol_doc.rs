@@ -13,8 +13,9 @@
 //!    the `reply::error(400, …)` texts of the WebSocket layer, and the plain `String`
 //!    errors of the request parsers in `request.rs`, `rest.rs` and `fields.rs`) is listed there,
 //!    and every text listed there still exists in the code;
-//! 3. the other fixed texts a client can see: HTTP refusals (`HttpError::new`), the
-//!    messages of refused credentials, and WebSocket close reasons appear in the doc.
+//! 3. the other fixed texts a client can see, WebSocket close reasons, appear in the
+//!    doc (every refusal, HTTP and credential ones included, is an `Error` variant and
+//!    so is checked by 1).
 //!
 //! Format placeholders are normalised on both sides: `{anything}` becomes `{}` and a
 //! Debug placeholder `{x:?}` becomes `"{}"` (strings print quoted), so the doc may name
@@ -65,6 +66,31 @@ fn representatives() -> Vec<(&'static str, Error)> {
         ),
         ("Unavailable", Error::Unavailable),
         ("Internal", Error::Internal(format!("detail {SENTINEL}"))),
+        ("MissingCredentials", Error::MissingCredentials),
+        ("InvalidApiKey", Error::InvalidApiKey),
+        ("InvalidToken", Error::InvalidToken),
+        ("TooManyConnections", Error::TooManyConnections),
+        (
+            "TooManySnapshots",
+            Error::TooManySnapshots {
+                limit: SENTINEL as usize,
+            },
+        ),
+        (
+            "BodyTooLarge",
+            Error::BodyTooLarge {
+                limit: SENTINEL as usize,
+            },
+        ),
+        ("NoSuchRoute", Error::NoSuchRoute),
+        ("MethodNotAllowed", Error::MethodNotAllowed),
+        (
+            "NotWebSocket",
+            Error::NotWebSocket {
+                detail: SENTINEL.to_string(),
+                upgrade_required: true,
+            },
+        ),
     ]
 }
 
@@ -381,18 +407,8 @@ fn collect_rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// True when the end of `before` lies inside the body of the function whose
-/// whitespace-free signature starts with `signature`.
-fn inside_fn(before: &str, signature: &str) -> bool {
-    before.rfind(signature).is_some_and(|at| {
-        let body = &before[at..];
-        let opened = body.matches('{').count();
-        opened > 0 && opened > body.matches('}').count()
-    })
-}
-
 /// The request parsers return their 400 reasons as plain `String`s, not as
-/// `Error::invalid`: in these two files every `format!`, `Err`, `ok_or` and
+/// `Error::invalid`: in these files every `format!`, `Err`, `ok_or` and
 /// `.to_owned()` literal is such a reason. (`reply.rs` and `snapshot.rs`, also in
 /// `ripplekv-proto`, hold reply shapes and the backup format instead.)
 fn is_request_parser(source: &Source) -> bool {
@@ -415,10 +431,6 @@ enum Rule {
     Parser,
     /// A parser reason rewritten by `.replace("…", "…")` (request texts for bodies).
     Rewritten,
-    /// `HttpError::new(StatusCode::…, "…")`.
-    HttpRefusal,
-    /// A message of a refused credential (`Refusal::message`).
-    Credentials,
     /// A WebSocket close reason.
     CloseReason,
 }
@@ -491,42 +503,21 @@ fn bad_request_texts(sources: &[Source]) -> Vec<Found> {
     found
 }
 
-/// The other fixed texts a client can see: HTTP refusals, credential refusals and
-/// WebSocket close reasons.
+/// The other fixed texts a client can see: WebSocket close reasons. (Every refusal,
+/// HTTP ones and credentials included, is an `Error` variant, checked with the table.)
 fn other_client_texts(sources: &[Source]) -> Vec<Found> {
     let mut found = Vec::new();
     for source in sources {
         for (before, literal, _) in source.uses() {
-            let http = before.rfind("HttpError::new(").is_some_and(|at| {
-                let args = &before[at + "HttpError::new(".len()..];
-                let args = args.strip_suffix("format!(").unwrap_or(args);
-                // The status is one expression such as `StatusCode::NOT_FOUND` or
-                // `rejection.status()`: no second argument before the text.
-                args.strip_suffix(',').is_some_and(|status| {
-                    !status.is_empty()
-                        && status
-                            .chars()
-                            .all(|c| c.is_alphanumeric() || "_:.()".contains(c))
-                })
-            });
             let close = before.ends_with(',')
                 && before
                     .rfind("close(CLOSE_")
                     .is_some_and(|at| !before[at..].contains(')'));
-            let rule = if http {
-                Some(Rule::HttpRefusal)
-            } else if source.file_name() == "auth.rs" && inside_fn(before, "fnmessage(self)") {
-                Some(Rule::Credentials)
-            } else if close || before.ends_with("letreason=") {
-                Some(Rule::CloseReason)
-            } else {
-                None
-            };
-            if let Some(rule) = rule {
+            if close || before.ends_with("letreason=") {
                 found.push(Found {
                     text: normalise(literal),
                     origin: source.path.clone(),
-                    rule,
+                    rule: Rule::CloseReason,
                 });
             }
         }
@@ -670,10 +661,7 @@ fn every_400_reason_of_the_code_is_in_the_catalogue_and_nothing_else_is() {
 #[test]
 fn every_other_client_visible_text_is_in_the_doc() {
     let found = other_client_texts(&sources());
-    assert_every_rule_found_something(
-        &found,
-        &[Rule::HttpRefusal, Rule::Credentials, Rule::CloseReason],
-    );
+    assert_every_rule_found_something(&found, &[Rule::CloseReason]);
     let doc = doc();
     let spans: Vec<String> = code_spans(&doc).into_iter().map(normalise).collect();
     let missing: Vec<String> = found

@@ -15,7 +15,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use std::sync::Arc;
 
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use ripplekv_core::now_ms;
 use ripplekv_proto::snapshot::{Entry, Header, Line, Trailer};
@@ -40,12 +40,10 @@ pub(crate) async fn get_snapshot(
 ) -> Result<Response, HttpError> {
     authorize(&state, &headers)?;
     let Ok(permit) = Arc::clone(state.snapshots()).try_acquire_owned() else {
-        return Err(HttpError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "{MAX_SNAPSHOTS} snapshots are already being taken; try again when one finishes"
-            ),
-        ));
+        return Err(ripplekv_core::Error::TooManySnapshots {
+            limit: MAX_SNAPSHOTS,
+        }
+        .into());
     };
     let snapshot = state.ops().store().snapshot().await?;
     let (chunks, queued) = mpsc::channel::<Chunk>(CHUNKS_QUEUED);

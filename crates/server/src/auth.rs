@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use ripplekv_core::{now_ms, Error};
 use subtle::ConstantTimeEq;
 
@@ -76,41 +76,14 @@ impl ApiKeys {
     }
 }
 
-/// Why a request was refused, with the status and message it gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    MissingCredentials,
-    InvalidApiKey,
-    InvalidToken,
-}
-
-impl Refusal {
-    pub(crate) fn status(self) -> StatusCode {
-        match self {
-            Refusal::MissingCredentials | Refusal::InvalidApiKey => StatusCode::UNAUTHORIZED,
-            Refusal::InvalidToken => StatusCode::FORBIDDEN,
-        }
-    }
-
-    pub(crate) fn message(self) -> &'static str {
-        match self {
-            Refusal::MissingCredentials => {
-                "Missing API key: send the x-api-key header (or ?apiKey= / ?token= on /ws)"
-            }
-            Refusal::InvalidApiKey => "Invalid API key",
-            Refusal::InvalidToken => "Invalid or expired token",
-        }
-    }
-}
-
 /// Checks the `x-api-key` header of a REST request; returns which key it is.
-pub(crate) fn check_header(keys: &ApiKeys, headers: &HeaderMap) -> Result<usize, Refusal> {
+pub(crate) fn check_header(keys: &ApiKeys, headers: &HeaderMap) -> Result<usize, Error> {
     let key = headers
         .get("x-api-key")
-        .ok_or(Refusal::MissingCredentials)?
+        .ok_or(Error::MissingCredentials)?
         .to_str()
-        .map_err(|_| Refusal::InvalidApiKey)?;
-    keys.find(key).ok_or(Refusal::InvalidApiKey)
+        .map_err(|_| Error::InvalidApiKey)?;
+    keys.find(key).ok_or(Error::InvalidApiKey)
 }
 
 /// Checks the credentials of a WebSocket upgrade: `?token=`, `?apiKey=`, or the header.
@@ -119,19 +92,19 @@ pub(crate) fn check_upgrade(
     tokens: &Tokens,
     query: Option<&str>,
     headers: &HeaderMap,
-) -> Result<Principal, Refusal> {
+) -> Result<Principal, Error> {
     let params = urlcode::query_pairs(query.unwrap_or(""));
     if let Some((_, token)) = params.iter().find(|(name, _)| name == "token") {
         return tokens
             .verify(token, now_ms())
             .map(Principal::Token)
-            .ok_or(Refusal::InvalidToken);
+            .ok_or(Error::InvalidToken);
     }
     match params.iter().find(|(name, _)| name == "apiKey") {
         Some((_, key)) => keys
             .find(key)
             .map(Principal::ApiKey)
-            .ok_or(Refusal::InvalidApiKey),
+            .ok_or(Error::InvalidApiKey),
         None => check_header(keys, headers).map(Principal::ApiKey),
     }
 }
@@ -159,12 +132,9 @@ mod tests {
             check_upgrade(&keys, &tokens, query, headers).map(|p| matches!(p, Principal::ApiKey(0)))
         };
         assert_eq!(check(Some("apiKey=k1"), &none), Ok(true));
-        assert_eq!(
-            check(Some("apiKey=nope"), &none),
-            Err(Refusal::InvalidApiKey)
-        );
-        assert_eq!(check(Some("token=abc"), &none), Err(Refusal::InvalidToken));
-        assert_eq!(check(None, &none), Err(Refusal::MissingCredentials));
+        assert_eq!(check(Some("apiKey=nope"), &none), Err(Error::InvalidApiKey));
+        assert_eq!(check(Some("token=abc"), &none), Err(Error::InvalidToken));
+        assert_eq!(check(None, &none), Err(Error::MissingCredentials));
         let token = tokens.issue(vec![], Some("k*".into()), now_ms()).unwrap();
         assert_eq!(check(Some(&format!("token={token}")), &none), Ok(false));
         let mut headers = HeaderMap::new();

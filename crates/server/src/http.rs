@@ -12,6 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use ripplekv_core::Error;
 use serde_json::json;
 
 use crate::rate::Subject;
@@ -146,14 +147,11 @@ async fn limit_ip(State(state): State<AppState>, request: Request, next: Next) -
 }
 
 async fn not_found() -> HttpError {
-    HttpError::new(StatusCode::NOT_FOUND, "Not found")
+    Error::NoSuchRoute.into()
 }
 
 async fn method_not_allowed() -> HttpError {
-    HttpError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "Method not allowed on this route",
-    )
+    Error::MethodNotAllowed.into()
 }
 
 async fn cors(request: Request, next: Next) -> Response {

@@ -11,7 +11,7 @@ use axum::extract::{OriginalUri, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ripplekv_core::now_ms;
+use ripplekv_core::{now_ms, Error};
 use ripplekv_proto::rest::{parse_atomic_body, parse_record_body, parse_token_body};
 use ripplekv_proto::WriteOptions;
 use serde_json::json;
@@ -28,15 +28,18 @@ type HttpResult = Result<Response, HttpError>;
 /// REST callers present an API key, which grants everything; each call counts
 /// against that key's rate limit.
 pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Access, HttpError> {
-    let index = auth::check_header(state.keys(), headers)
-        .map_err(|refusal| HttpError::new(refusal.status(), refusal.message()))?;
+    let index = auth::check_header(state.keys(), headers)?;
     state.admit(&Subject::ApiKey(index))?;
     Ok(Access::All)
 }
 
-fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, HttpError> {
-    let bytes =
-        body.map_err(|rejection| HttpError::new(rejection.status(), rejection.body_text()))?;
+fn body_text(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<String, HttpError> {
+    let bytes = body.map_err(|rejection| match rejection.status().as_u16() {
+        413 => Error::BodyTooLarge {
+            limit: state.config().max_message_bytes(),
+        },
+        _ => Error::Invalid(rejection.body_text()),
+    })?;
     String::from_utf8(bytes.to_vec()).map_err(|_| HttpError::bad_request("Body is not valid UTF-8"))
 }
 
@@ -54,7 +57,7 @@ pub(crate) async fn post_record(
     body: Result<Bytes, BytesRejection>,
 ) -> HttpResult {
     let access = authorize(&state, &headers)?;
-    let body = parse_record_body(&body_text(body)?).map_err(HttpError::bad_request)?;
+    let body = parse_record_body(&body_text(&state, body)?).map_err(HttpError::bad_request)?;
     let (change, message) = if body.partial_update {
         (
             state
@@ -85,7 +88,7 @@ pub(crate) async fn post_atomic(
     body: Result<Bytes, BytesRejection>,
 ) -> HttpResult {
     let access = authorize(&state, &headers)?;
-    let body = parse_atomic_body(&body_text(body)?).map_err(HttpError::bad_request)?;
+    let body = parse_atomic_body(&body_text(&state, body)?).map_err(HttpError::bad_request)?;
     let change = state
         .ops()
         .atomic(&access, body.key, body.increment)
@@ -187,7 +190,7 @@ pub(crate) async fn post_token(
     body: Result<Bytes, BytesRejection>,
 ) -> HttpResult {
     authorize(&state, &headers)?;
-    let body = parse_token_body(&body_text(body)?).map_err(HttpError::bad_request)?;
+    let body = parse_token_body(&body_text(&state, body)?).map_err(HttpError::bad_request)?;
     let token = state
         .tokens()
         .issue(body.subscribe, body.access_pattern, now_ms())?;

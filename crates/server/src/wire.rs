@@ -57,7 +57,7 @@ pub(crate) struct HttpError {
 }
 
 impl HttpError {
-    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
         HttpError {
             status,
             message: message.into(),
@@ -65,8 +65,10 @@ impl HttpError {
         }
     }
 
-    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
-        HttpError::new(StatusCode::BAD_REQUEST, message)
+    /// A 400 with `reason`: an [`Error::Invalid`], like every other refusal from the
+    /// one table.
+    pub(crate) fn bad_request(reason: impl Into<String>) -> Self {
+        Error::Invalid(reason.into()).into()
     }
 }
 

@@ -17,6 +17,7 @@ use crate::auth;
 use crate::config::{WS_READ_BUFFER_BYTES, WS_WRITE_BUFFER_BYTES};
 use crate::state::AppState;
 use crate::wire::HttpError;
+use ripplekv_core::Error;
 
 mod connection;
 mod dispatch;
@@ -33,32 +34,23 @@ pub(crate) async fn upgrade(
 ) -> Response {
     if state.metrics().open_connections() >= state.config().max_connections as i64 {
         state.metrics().connection_refused();
-        return HttpError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "Too many connections; try again later",
-        )
-        .into_response();
+        return HttpError::from(Error::TooManyConnections).into_response();
     }
     let principal =
         match auth::check_upgrade(state.keys(), state.tokens(), query.as_deref(), &headers) {
             Ok(principal) => principal,
-            Err(refusal) => {
-                return HttpError::new(refusal.status(), refusal.message()).into_response()
-            }
+            Err(refused) => return HttpError::from(refused).into_response(),
         };
     // After the credential check, so a client learns about a bad key first; a plain
     // HTTP request here gets a JSON error like every other route.
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
-            return HttpError::new(
-                rejection.status(),
-                format!(
-                    "/ws is the WebSocket endpoint: connect with a WebSocket client ({})",
-                    rejection.body_text()
-                ),
-            )
-            .into_response()
+            let refused = Error::NotWebSocket {
+                detail: rejection.body_text(),
+                upgrade_required: rejection.status().as_u16() == 426,
+            };
+            return HttpError::from(refused).into_response();
         }
     };
     let max_message = state.config().max_message_bytes();

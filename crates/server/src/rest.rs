@@ -165,7 +165,10 @@ pub(crate) async fn get_records(
             ))),
         })
         .transpose()?;
-    let page = state.ops().range(&access, &start, &end, limit).await?;
+    let page = state
+        .ops()
+        .range(&access, (&start, &end), ["startKey", "endKey"], limit)
+        .await?;
     let records: Vec<_> = page
         .records
         .iter()

@@ -16,15 +16,17 @@ use crate::hub::Access;
 const MAX_SCANNED: usize = 100_000;
 
 impl Ops {
+    /// `names` are what the face calls the two bounds (`key` and `endKey` on the
+    /// socket, `startKey` and `endKey` on REST), so a refusal names the right one.
     pub(crate) async fn range(
         &self,
         access: &Access,
-        start: &str,
-        end: &str,
+        (start, end): (&str, &str),
+        names: [&str; 2],
         limit: Option<i64>,
     ) -> Result<RangePage, Error> {
-        self.limits.check_range_bound("key", start)?;
-        self.limits.check_range_bound("endKey", end)?;
+        self.limits.check_range_bound(names[0], start)?;
+        self.limits.check_range_bound(names[1], end)?;
         let limit = Limits::range_limit(limit)?;
         match access {
             Access::All => return self.store.range(start, end, limit).await,

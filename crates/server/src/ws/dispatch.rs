@@ -109,18 +109,21 @@ async fn run(conn: &Connection, request: ripplekv_proto::Request) -> (u16, Resul
             key,
             end_key,
             limit,
-        } => ops.range(access, &key, &end_key, limit).await.map(|page| {
-            let records: Vec<RangeRecord> = page
-                .records
-                .iter()
-                .map(|(key, record)| RangeRecord {
-                    key,
-                    value: &record.value,
-                    revision: record.revision,
-                })
-                .collect();
-            reply::range(&records, page.truncated, id)
-        }),
+        } => ops
+            .range(access, (&key, &end_key), ["key", "endKey"], limit)
+            .await
+            .map(|page| {
+                let records: Vec<RangeRecord> = page
+                    .records
+                    .iter()
+                    .map(|(key, record)| RangeRecord {
+                        key,
+                        value: &record.value,
+                        revision: record.revision,
+                    })
+                    .collect();
+                reply::range(&records, page.truncated, id)
+            }),
         RequestBody::Atomic { key, delta } => ops.atomic(access, key, delta).await.map(|change| {
             let new_value = change.atomic_result().unwrap_or_default();
             reply::atomic(&change.key, new_value, change.revision, id)

@@ -169,6 +169,14 @@ async fn range_decodes_double_encoded_bounds() -> Result<()> {
         .http("GET", "/records?startKey=a&endKey=b&limit=ten", None)
         .await?;
     assert_eq!(reply.status, 400);
+    // A bound is refused under the name REST gives it.
+    let reply = server
+        .http("GET", "/records?startKey=&endKey=b", None)
+        .await?;
+    assert_eq!(
+        (reply.status, reply.body["error"].clone()),
+        (400, json!("startKey must not be empty"))
+    );
     server.stop().await
 }
 

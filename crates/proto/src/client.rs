@@ -18,80 +18,67 @@ pub fn encode_request(body: &RequestBody, message_id: Option<u64>) -> String {
     let mut put = |name: &str, value: Value| {
         fields.insert(name.to_owned(), value);
     };
-    let options = match body {
-        RequestBody::Get { key } => {
-            put("op", json!("get"));
-            put("key", json!(key));
-            None
-        }
+    // The writes share one shape: op, key, value (not for DELETE), conditions.
+    let write = |op, key: &str, value: Option<&str>, options: &WriteOptions| {
+        (
+            op,
+            Some(key.to_owned()),
+            value.map(str::to_owned),
+            Some(*options),
+        )
+    };
+    let (op, key, value, options) = match body {
         RequestBody::Set {
             key,
             value,
             options,
-        } => {
-            put("op", json!("set"));
-            put("key", json!(key));
-            put("value", json!(value));
-            Some(options)
-        }
+        } => write("set", key, Some(value), options),
         RequestBody::Patch {
             key,
             value,
             options,
-        } => {
-            put("op", json!("patch"));
-            put("key", json!(key));
-            put("value", json!(value));
-            Some(options)
-        }
-        RequestBody::Delete { key, options } => {
-            put("op", json!("delete"));
-            put("key", json!(key));
-            Some(options)
-        }
+        } => write("patch", key, Some(value), options),
         RequestBody::JsonPatch {
             key,
             value,
             options,
-        } => {
-            put("op", json!("jsonpatch"));
-            put("key", json!(key));
-            put("value", json!(value));
-            Some(options)
-        }
+        } => write("jsonpatch", key, Some(value), options),
+        RequestBody::Delete { key, options } => write("delete", key, None, options),
+        RequestBody::Get { key } => ("get", Some(key.clone()), None, None),
         RequestBody::Range {
             key,
             end_key,
             limit,
         } => {
-            put("op", json!("range"));
-            put("key", json!(key));
             put("endKey", json!(end_key));
             if let Some(limit) = limit {
                 put("limit", json!(limit));
             }
-            None
+            ("range", Some(key.clone()), None, None)
         }
         RequestBody::Atomic { key, delta } => {
-            put("op", json!("atomic"));
-            put("key", json!(key));
             put("value", json!(delta));
-            None
+            ("atomic", Some(key.clone()), None, None)
         }
         RequestBody::Subscribe { patterns, since } => {
-            put("op", json!("subscribe"));
             put("patterns", json!(patterns));
             if let Some(since) = since {
                 put("since", json!(since));
             }
-            None
+            ("subscribe", None, None, None)
         }
         RequestBody::Unsubscribe { patterns } => {
-            put("op", json!("unsubscribe"));
             put("patterns", json!(patterns));
-            None
+            ("unsubscribe", None, None, None)
         }
     };
+    put("op", json!(op));
+    if let Some(key) = key {
+        put("key", json!(key));
+    }
+    if let Some(value) = value {
+        put("value", json!(value));
+    }
     if let Some(WriteOptions {
         if_revision,
         ttl_ms,
@@ -102,7 +89,7 @@ pub fn encode_request(body: &RequestBody, message_id: Option<u64>) -> String {
         }
         if let Some(ttl_ms) = ttl_ms {
             // The wire counts seconds, fractions allowed.
-            put("ttl", json!(*ttl_ms as f64 / 1000.0));
+            put("ttl", json!(ttl_ms as f64 / 1000.0));
         }
     }
     if let Some(id) = message_id {

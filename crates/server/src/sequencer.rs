@@ -6,20 +6,24 @@
 //! with a gap until the missing ones are read; they wait here until the gap fills. A
 //! change at or below W has been delivered already and is dropped.
 //!
-//! W is what `since` replays are served against: the replay reads the change log up to
-//! W only, and everything above W reaches the connection through the hub (held back
-//! while it replays). W moves only after a change has been handed to every matching
-//! subscriber, so a replay that reads W has either seen a change in the hub or will
-//! find it there later, never neither and never both. Without this, a change committed
-//! before a replay read the log but delivered to the hub after the replay ended went
-//! to the client twice.
+//! The store's publish only queues the batch: the fan-out (matching subscriptions,
+//! rendering each face's frame, filling outboxes) runs in a task of its own, so the
+//! storage writer thread goes back to committing at once. A writer is answered only
+//! once W has reached its change (`Ops` waits for it), so it still hears its own
+//! change before its reply, and every subscriber hears it no later.
+//!
+//! W is also what `since` replays are served against: the replay reads the change log
+//! up to W only, and everything above W reaches the connection through the hub (held
+//! back while it replays). W moves only after a change has been handed to every
+//! matching subscriber, so a replay that reads W has either seen a change in the hub or
+//! will find it there later, never neither and never both.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ripplekv_core::{Change, ChangeSink, Revision};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::hub::Hub;
 
@@ -28,25 +32,31 @@ use crate::hub::Hub;
 /// costs subscribers that one change, not every later one.
 const MAX_WAITING: usize = 10_000;
 
-/// Orders committed changes into the hub and tracks how far delivery has come.
+/// The handle the store publishes into, and where W is read.
 #[derive(Debug)]
 pub(crate) struct Sequencer {
-    hub: Arc<Hub>,
-    /// Changes above W + 1, waiting for the ones before them.
-    waiting: Mutex<BTreeMap<Revision, Change>>,
+    /// Batches for the fan-out task. Unbounded, yet bounded in practice: every writer
+    /// waits for W to pass its change before it is answered, so the queue holds at
+    /// most the writes in flight (and the expiry sweeps).
+    batches: mpsc::UnboundedSender<Vec<Change>>,
     /// W: every change up to here was handed to the hub.
-    delivered: watch::Sender<Revision>,
+    delivered: watch::Receiver<Revision>,
 }
 
 impl Sequencer {
-    /// A sequencer delivering into `hub`, with every change up to `start` (the store's
-    /// revision when the server starts) counted as delivered.
+    /// A sequencer delivering into `hub` from a task of its own (so it needs a tokio
+    /// runtime), with every change up to `start` (the store's revision when the server
+    /// starts) counted as delivered.
     pub(crate) fn new(hub: Arc<Hub>, start: Revision) -> Self {
-        Sequencer {
+        let (batches, queue) = mpsc::unbounded_channel();
+        let (advance, delivered) = watch::channel(start);
+        let order = Order {
             hub,
-            waiting: Mutex::new(BTreeMap::new()),
-            delivered: watch::Sender::new(start),
-        }
+            waiting: BTreeMap::new(),
+            delivered: advance,
+        };
+        tokio::spawn(order.run(queue));
+        Sequencer { batches, delivered }
     }
 
     /// W: the highest revision handed to the hub, with every one below it.
@@ -61,59 +71,78 @@ impl Sequencer {
         revision: Revision,
         patience: Duration,
     ) -> Revision {
-        let mut delivered = self.delivered.subscribe();
+        let mut delivered = self.delivered.clone();
         let reached = delivered.wait_for(|delivered| *delivered >= revision);
         let _ = tokio::time::timeout(patience, reached).await;
         self.delivered()
-    }
-
-    fn hand_over(&self, change: &Change) {
-        self.hub.publish(std::slice::from_ref(change));
-        self.delivered.send_replace(change.revision);
     }
 }
 
 impl ChangeSink for Sequencer {
     fn publish(&self, changes: &[Change]) {
-        // One publisher at a time, so W and the hub advance together.
-        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        if !changes.is_empty() {
+            // Fails only once the fan-out task is gone, when the runtime shuts down.
+            let _ = self.batches.send(changes.to_vec());
+        }
+    }
+}
+
+/// The fan-out task's state: what waits for a gap, and W.
+struct Order {
+    hub: Arc<Hub>,
+    /// Changes above W + 1, waiting for the ones before them.
+    waiting: BTreeMap<Revision, Change>,
+    delivered: watch::Sender<Revision>,
+}
+
+impl Order {
+    async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Vec<Change>>) {
+        while let Some(batch) = queue.recv().await {
+            self.accept(&batch);
+        }
+    }
+
+    fn w(&self) -> Revision {
+        *self.delivered.borrow()
+    }
+
+    fn hand_over(&self, changes: &[Change]) {
+        if let Some(last) = changes.last() {
+            self.hub.publish(changes);
+            self.delivered.send_replace(last.revision);
+        }
+    }
+
+    fn accept(&mut self, changes: &[Change]) {
         let in_order = changes
             .iter()
-            .zip(self.delivered() + 1..)
+            .zip(self.w() + 1..)
             .all(|(change, expected)| change.revision == expected);
-        if in_order && waiting.is_empty() {
+        if in_order && self.waiting.is_empty() {
             // The local store's case: one batch, in order, handed over at once.
-            if let Some(last) = changes.last() {
-                self.hub.publish(changes);
-                self.delivered.send_replace(last.revision);
-            }
-            return;
+            return self.hand_over(changes);
         }
         for change in changes {
-            let next = self.delivered() + 1;
+            let next = self.w() + 1;
             if change.revision < next {
                 continue; // delivered already (a feed can repeat itself)
             }
             if change.revision > next {
-                waiting.insert(change.revision, change.clone());
+                self.waiting.insert(change.revision, change.clone());
                 continue;
             }
-            self.hand_over(change);
-            while let Some(entry) = waiting.first_entry() {
-                if *entry.key() != self.delivered() + 1 {
-                    break;
-                }
-                self.hand_over(&entry.remove());
+            self.hand_over(std::slice::from_ref(change));
+            while let Some(change) = self.waiting.remove(&(self.w() + 1)) {
+                self.hand_over(std::slice::from_ref(&change));
             }
         }
-        if waiting.len() > MAX_WAITING {
-            let gap = self.delivered() + 1;
+        if self.waiting.len() > MAX_WAITING {
             tracing::error!(
-                missing_from = gap,
+                missing_from = self.w() + 1,
                 "changes never arrived; delivering past the gap"
             );
-            for (_, change) in std::mem::take(&mut *waiting) {
-                self.hand_over(&change);
+            for (_, change) in std::mem::take(&mut self.waiting) {
+                self.hand_over(std::slice::from_ref(&change));
             }
         }
     }
@@ -142,8 +171,8 @@ mod tests {
         }
     }
 
-    /// A sequencer whose hub has one subscriber to `k`; returns what it received.
-    fn setup() -> (Sequencer, crate::ws::outbox::OutboxReceiver) {
+    /// A hub with one subscriber to `k`, and what that subscriber receives.
+    fn hub() -> (Arc<Hub>, crate::ws::outbox::OutboxReceiver) {
         let hub = Arc::new(Hub::default());
         let (outbox, receiver) = Outbox::new(100, 1 << 20, Duration::from_secs(1));
         let subscriber = Arc::new(Subscriber::new(outbox, Access::All, 100));
@@ -152,7 +181,18 @@ mod tests {
             ripplekv_core::Pattern::compile("k").unwrap(),
             false,
         );
-        (Sequencer::new(hub, 10), receiver)
+        (hub, receiver)
+    }
+
+    /// The fan-out task's ordering, driven directly, with W at 10.
+    fn order() -> (Order, crate::ws::outbox::OutboxReceiver) {
+        let (hub, receiver) = hub();
+        let order = Order {
+            hub,
+            waiting: BTreeMap::new(),
+            delivered: watch::channel(10).0,
+        };
+        (order, receiver)
     }
 
     fn revisions(receiver: &mut crate::ws::outbox::OutboxReceiver) -> Vec<u64> {
@@ -166,28 +206,29 @@ mod tests {
 
     #[test]
     fn out_of_order_changes_leave_in_order_and_repeats_are_dropped() {
-        let (sequencer, mut receiver) = setup();
-        sequencer.publish(&[change(12), change(14)]);
-        assert_eq!(sequencer.delivered(), 10, "11 is missing: nothing moves");
+        let (mut order, mut receiver) = order();
+        order.accept(&[change(12), change(14)]);
+        assert_eq!(order.w(), 10, "11 is missing: nothing moves");
         assert!(revisions(&mut receiver).is_empty());
-        sequencer.publish(&[change(11)]);
-        assert_eq!(sequencer.delivered(), 12);
-        sequencer.publish(&[change(13), change(12), change(9)]);
-        assert_eq!(sequencer.delivered(), 14);
+        order.accept(&[change(11)]);
+        assert_eq!(order.w(), 12);
+        order.accept(&[change(13), change(12), change(9)]);
+        assert_eq!(order.w(), 14);
         assert_eq!(revisions(&mut receiver), [11, 12, 13, 14]);
     }
 
     #[test]
     fn a_gap_that_never_fills_is_given_up_on_after_a_bound() {
-        let (sequencer, _receiver) = setup();
+        let (mut order, _receiver) = order();
         let later: Vec<Change> = (12..12 + MAX_WAITING as u64 + 1).map(change).collect();
-        sequencer.publish(&later);
-        assert_eq!(sequencer.delivered(), 12 + MAX_WAITING as u64);
+        order.accept(&later);
+        assert_eq!(order.w(), 12 + MAX_WAITING as u64);
     }
 
     #[tokio::test(start_paused = true)]
     async fn waiting_for_a_revision_ends_when_it_is_delivered_or_patience_runs_out() {
-        let (sequencer, _receiver) = setup();
+        let (hub, mut receiver) = hub();
+        let sequencer = Sequencer::new(hub, 10);
         let sequencer = Arc::new(sequencer);
         let waiter = {
             let sequencer = Arc::clone(&sequencer);
@@ -200,6 +241,11 @@ mod tests {
         tokio::task::yield_now().await;
         sequencer.publish(&[change(11)]);
         assert_eq!(waiter.await.unwrap(), 11);
+        assert_eq!(
+            revisions(&mut receiver),
+            [11],
+            "handed to the hub by the task"
+        );
         let started = tokio::time::Instant::now();
         assert_eq!(
             sequencer

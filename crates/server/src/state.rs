@@ -56,7 +56,7 @@ impl AppState {
         store.set_change_sink(Arc::clone(&sequencer) as _);
         AppState {
             inner: Arc::new(Inner {
-                ops: Ops::new(store, config.limits),
+                ops: Ops::new(store, config.limits, Arc::clone(&sequencer)),
                 keys: ApiKeys::new(config.api_keys.clone()),
                 tokens: tokens(&config),
                 hub,

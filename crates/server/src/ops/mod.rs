@@ -3,7 +3,9 @@
 //! Every operation has the same shape: check its input against the limits and the
 //! caller's [`Access`] (403 outside a token's access pattern), then apply it through
 //! the [`Store`], returning a domain result (a record, a page or a committed change).
-//! Turning that result into a reply is the front end's job.
+//! Turning that result into a reply is the front end's job. A write returns only once
+//! the sequencer has handed its change to the hub, so subscribers (the writer's own
+//! connection among them) are told no later than the writer is answered.
 
 use std::sync::Arc;
 
@@ -11,6 +13,11 @@ use ripplekv_core::{Change, Error, Limits, Mutation, Store, WriteOp};
 use ripplekv_proto::WriteOptions;
 
 use crate::hub::Access;
+use crate::sequencer::Sequencer;
+
+/// Longest a write's answer waits for its change to reach the hub; the fan-out is
+/// one hop away, so this only bounds a failure.
+const DELIVERY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 mod atomic;
 mod delete;
@@ -25,11 +32,16 @@ mod set;
 pub(crate) struct Ops {
     store: Arc<dyn Store>,
     limits: Limits,
+    sequencer: Arc<Sequencer>,
 }
 
 impl Ops {
-    pub(crate) fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
-        Ops { store, limits }
+    pub(crate) fn new(store: Arc<dyn Store>, limits: Limits, sequencer: Arc<Sequencer>) -> Self {
+        Ops {
+            store,
+            limits,
+            sequencer,
+        }
     }
 
     pub(crate) fn store(&self) -> &Arc<dyn Store> {
@@ -55,6 +67,18 @@ impl Ops {
             if_revision: options.if_revision,
             ttl_ms: options.ttl_ms,
         };
-        self.store.write(mutation).await
+        let change = self.store.write(mutation).await?;
+        let delivered = self
+            .sequencer
+            .delivered_at_least(change.revision, DELIVERY_PATIENCE)
+            .await;
+        if delivered < change.revision {
+            tracing::warn!(
+                revision = change.revision,
+                delivered,
+                "a change did not reach subscribers in time; answering the writer anyway"
+            );
+        }
+        Ok(change)
     }
 }

@@ -340,12 +340,12 @@ mod tests {
 
     fn context() -> SessionContext {
         let hub = Arc::new(Hub::default());
+        let sequencer = Arc::new(Sequencer::new(Arc::clone(&hub), 0));
+        let store = Arc::new(MemoryStore::new(Limits::default()));
+        ripplekv_core::Store::set_change_sink(store.as_ref(), Arc::clone(&sequencer) as _);
         SessionContext {
-            ops: Ops::new(
-                Arc::new(MemoryStore::new(Limits::default())),
-                Limits::default(),
-            ),
-            sequencer: Arc::new(Sequencer::new(Arc::clone(&hub), 0)),
+            ops: Ops::new(store, Limits::default(), Arc::clone(&sequencer)),
+            sequencer,
             hub,
             principal: Principal::ApiKey(0),
             shutdown: CancellationToken::new(),

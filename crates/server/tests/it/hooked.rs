@@ -30,12 +30,15 @@ struct Gate {
     sink: Mutex<Option<Arc<dyn ChangeSink>>>,
     holding: AtomicBool,
     held: Mutex<Vec<Change>>,
+    /// Woken each time a change is held back.
+    arrived: tokio::sync::Notify,
 }
 
 impl ChangeSink for Gate {
     fn publish(&self, changes: &[Change]) {
         if self.holding.load(Ordering::SeqCst) {
             lock(&self.held).extend(changes.iter().cloned());
+            self.arrived.notify_waiters();
             return;
         }
         if let Some(sink) = lock(&self.sink).as_ref() {
@@ -76,6 +79,17 @@ impl HookedStore {
     /// From now on, committed changes are held back from the server.
     pub(crate) fn hold_deliveries(&self) {
         self.gate.holding.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits until `count` changes are held back (committed, not delivered).
+    pub(crate) async fn held(&self, count: usize) {
+        loop {
+            let arrived = self.gate.arrived.notified();
+            if lock(&self.gate.held).len() >= count {
+                return;
+            }
+            arrived.await;
+        }
     }
 
     /// Delivers the held changes to the server and stops holding.

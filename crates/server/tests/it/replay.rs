@@ -1,7 +1,7 @@
 //! `subscribe` with `since` across the window between a commit and its delivery to the
-//! hub: a change the store has committed (its writer answered, the change in the log)
-//! but not yet handed to subscribers is delivered exactly once, whichever side of the
-//! replay's log read it falls on.
+//! hub: a change the store has committed (in the log, its writer waiting for the
+//! delivery) but not yet handed to subscribers is delivered exactly once, whichever
+//! side of the replay's log read it falls on.
 
 use std::sync::Arc;
 
@@ -19,6 +19,13 @@ async fn server() -> Result<(TestServer, Arc<HookedStore>)> {
     Ok((server, store))
 }
 
+async fn stop(server: Arc<TestServer>) -> Result<()> {
+    Arc::try_unwrap(server)
+        .map_err(|_| anyhow::anyhow!("the server is still shared"))?
+        .stop()
+        .await
+}
+
 async fn set(server: &TestServer, key: &str) -> Result<u64> {
     let body = json!({"key": key, "value": "v"}).to_string();
     let reply = server.http("POST", "/record", Some(&body)).await?;
@@ -32,13 +39,19 @@ async fn set(server: &TestServer, key: &str) -> Result<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_delivered_after_the_replay_read_it_is_sent_once() -> Result<()> {
     let (server, store) = server().await?;
+    let server = Arc::new(server);
     let mut ws = server.ws().await?;
     store.hold_deliveries();
-    assert_eq!(set(&server, "k").await?, 1, "committed and answered");
+    let writer = {
+        let server = Arc::clone(&server);
+        tokio::spawn(async move { set(&server, "k").await })
+    };
+    store.held(1).await; // committed, in the log, not delivered
     ws.send(&json!({"op": "subscribe", "patterns": ["k"], "since": 0, "messageId": 1}))
         .await?;
     assert_eq!(ws.recv().await?["messageId"], 1);
     store.release_deliveries();
+    assert_eq!(writer.await??, 1, "answered once delivered");
     let notification = ws.notification().await?;
     assert_eq!(notification["revision"], 1, "{notification}");
     // Nothing doubled: the next frame answers this GET.
@@ -46,7 +59,7 @@ async fn a_change_delivered_after_the_replay_read_it_is_sent_once() -> Result<()
         .request(json!({"op": "get", "key": "k", "messageId": 2}))
         .await?;
     assert_eq!(reply["messageId"], 2, "a second copy arrived: {reply}");
-    server.stop().await
+    stop(server).await
 }
 
 /// A client that has seen a committed revision R (by a GET, say) resumes with
@@ -55,25 +68,32 @@ async fn a_change_delivered_after_the_replay_read_it_is_sent_once() -> Result<()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_since_the_hub_has_not_reached_yet_is_waited_for_not_resent() -> Result<()> {
     let (server, store) = server().await?;
+    let server = Arc::new(server);
     let mut ws = server.ws().await?;
     store.hold_deliveries();
-    let seen = set(&server, "k").await?;
+    let writer = {
+        let server = Arc::clone(&server);
+        tokio::spawn(async move { set(&server, "k").await })
+    };
+    store.held(1).await;
+    // A GET sees the committed revision before anyone was told of it.
     let read = ws
         .request(json!({"op": "get", "key": "k", "messageId": 1}))
         .await?;
-    assert_eq!(read["revision"], seen);
+    let seen = read["revision"].as_u64().unwrap();
     ws.send(&json!({"op": "subscribe", "patterns": ["k"], "since": seen, "messageId": 2}))
         .await?;
     assert_eq!(ws.recv().await?["messageId"], 2);
     // The replay waits for `seen` to reach the hub; it gets there now.
     store.release_deliveries();
+    assert_eq!(writer.await??, seen);
     let next = set(&server, "k").await?;
     let notification = ws.notification().await?;
     assert_eq!(
         notification["revision"], next,
         "revision {seen} was sent again: {notification}"
     );
-    server.stop().await
+    stop(server).await
 }
 
 /// The subscribe is answered before the log is read, so a failing read cannot get a

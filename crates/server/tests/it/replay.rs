@@ -26,6 +26,21 @@ async fn stop(server: Arc<TestServer>) -> Result<()> {
         .await
 }
 
+/// SETs `k` with deliveries held back: returns once the change is committed and in the
+/// log but not delivered, its writer still waiting for the delivery.
+async fn write_held_back(
+    server: &Arc<TestServer>,
+    store: &HookedStore,
+) -> tokio::task::JoinHandle<Result<u64>> {
+    store.hold_deliveries();
+    let writer = {
+        let server = Arc::clone(server);
+        tokio::spawn(async move { set(&server, "k").await })
+    };
+    store.held(1).await;
+    writer
+}
+
 async fn set(server: &TestServer, key: &str) -> Result<u64> {
     let body = json!({"key": key, "value": "v"}).to_string();
     let reply = server.http("POST", "/record", Some(&body)).await?;
@@ -41,12 +56,7 @@ async fn a_change_delivered_after_the_replay_read_it_is_sent_once() -> Result<()
     let (server, store) = server().await?;
     let server = Arc::new(server);
     let mut ws = server.ws().await?;
-    store.hold_deliveries();
-    let writer = {
-        let server = Arc::clone(&server);
-        tokio::spawn(async move { set(&server, "k").await })
-    };
-    store.held(1).await; // committed, in the log, not delivered
+    let writer = write_held_back(&server, &store).await;
     ws.send(&json!({"op": "subscribe", "patterns": ["k"], "since": 0, "messageId": 1}))
         .await?;
     assert_eq!(ws.recv().await?["messageId"], 1);
@@ -70,12 +80,7 @@ async fn a_since_the_hub_has_not_reached_yet_is_waited_for_not_resent() -> Resul
     let (server, store) = server().await?;
     let server = Arc::new(server);
     let mut ws = server.ws().await?;
-    store.hold_deliveries();
-    let writer = {
-        let server = Arc::clone(&server);
-        tokio::spawn(async move { set(&server, "k").await })
-    };
-    store.held(1).await;
+    let writer = write_held_back(&server, &store).await;
     // A GET sees the committed revision before anyone was told of it.
     let read = ws
         .request(json!({"op": "get", "key": "k", "messageId": 1}))

@@ -125,12 +125,13 @@ impl Index {
         self.count -= 1;
     }
 
-    pub(super) fn matching(&self, key: &str) -> Vec<Arc<Subscriber>> {
-        let mut found: Vec<Arc<Subscriber>> = Vec::new();
+    /// The subscribers with a subscription matching `key`, each once, with whether
+    /// every one of its matching subscriptions asked for the access check (the
+    /// subscriber makes that check; the index only matches patterns).
+    pub(super) fn matching(&self, key: &str) -> Vec<(Arc<Subscriber>, bool)> {
+        let mut found: Vec<(Arc<Subscriber>, bool)> = Vec::new();
         let mut take = |entry: &Entry| {
-            if !entry.filtered || entry.subscriber.access().allows(key) {
-                found.push(Arc::clone(&entry.subscriber));
-            }
+            found.push((Arc::clone(&entry.subscriber), entry.filtered));
         };
         if let Some(entries) = self.exact.get(key) {
             entries.iter().for_each(&mut take);
@@ -143,8 +144,15 @@ impl Index {
                 }
             });
         if found.len() > 1 {
-            found.sort_unstable_by_key(|subscriber| subscriber.id());
-            found.dedup_by_key(|subscriber| subscriber.id());
+            // One per subscriber; it is checked only if all its matches asked for it.
+            found.sort_unstable_by_key(|(subscriber, filtered)| (subscriber.id(), !filtered));
+            found.dedup_by(|later, kept| {
+                let same = later.0.id() == kept.0.id();
+                if same {
+                    kept.1 &= later.1;
+                }
+                same
+            });
         }
         found
     }

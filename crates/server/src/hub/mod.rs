@@ -7,10 +7,13 @@
 //! under the literal text their matches must start with, so only the regexes whose
 //! prefix the key has are run; only regexes with no literal prefix (such as
 //! `^(a|b):.*$`) are checked for every key.
-//! A connection is told once per change however many of its patterns match. The
-//! notification is serialized once per change and the same bytes are queued for
-//! every subscriber.
+//! A connection is told once per change however many of its patterns match. The hub
+//! is face-neutral: it hands each subscriber the same shared [`Event`], the
+//! subscriber checks its own access pattern where its subscriptions ask for it, and
+//! its delivery [`Target`] (the `/ws` outbox today) renders the face's frame, once per
+//! event for all the face's subscribers.
 
+mod event;
 mod index;
 mod subscriber;
 mod trie;
@@ -21,6 +24,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use axum::extract::ws::Utf8Bytes;
 use ripplekv_core::{Change, ChangeSink, Pattern};
 
+pub use event::{Event, Target};
 use index::Index;
 pub use subscriber::{Access, Subscriber};
 
@@ -73,6 +77,15 @@ impl Hub {
 
     /// The subscribers to notify of a change to `key`, each once.
     pub fn matching(&self, key: &str) -> Vec<Arc<Subscriber>> {
+        self.matching_with_checks(key)
+            .into_iter()
+            .map(|(subscriber, _)| subscriber)
+            .collect()
+    }
+
+    /// [`Hub::matching`], each with whether its access pattern must be checked (all
+    /// the subscriptions that matched asked for it).
+    fn matching_with_checks(&self, key: &str) -> Vec<(Arc<Subscriber>, bool)> {
         self.index
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -113,14 +126,16 @@ pub(crate) fn notification_frame(change: &Change) -> Utf8Bytes {
 impl ChangeSink for Hub {
     fn publish(&self, changes: &[Change]) {
         for change in changes {
-            let subscribers = self.matching(&change.key);
+            let subscribers = self.matching_with_checks(&change.key);
             if subscribers.is_empty() {
                 continue;
             }
-            let frame = notification_frame(change);
+            // One event per change, shared by every subscriber; each face renders its
+            // frame from it once, when its first subscriber needs it.
+            let event = Event::of_change(change.clone());
             let mut queued = 0;
-            for subscriber in subscribers {
-                queued += u64::from(subscriber.deliver(change.revision, &change.key, &frame));
+            for (subscriber, check_access) in subscribers {
+                queued += u64::from(subscriber.deliver(&event, check_access));
             }
             self.queued.fetch_add(queued, Ordering::Relaxed);
         }

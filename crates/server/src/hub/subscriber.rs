@@ -1,5 +1,7 @@
-//! One connection as the hub sees it: where its notifications go, what its access
-//! pattern allows, and whether it is replaying history.
+//! One connection as the hub sees it: the delivery target its events go to (its
+//! face's connection), what its access pattern allows, and whether it is replaying
+//! history. The access check is made here, on the connection's own credentials, not in
+//! the hub's index.
 //!
 //! While a `subscribe` with `since` replays the change log, live notifications for
 //! the connection are held back in a buffer. A held change the replay covers (its key
@@ -12,10 +14,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use axum::extract::ws::{Message, Utf8Bytes};
+use std::sync::Arc;
+
 use ripplekv_core::{Pattern, Revision};
 
-use crate::ws::outbox::Outbox;
+use super::event::{Event, Target};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -44,22 +47,15 @@ impl Access {
 #[derive(Debug)]
 enum Gate {
     Live,
-    Replaying(Vec<Held>),
-}
-
-/// A notification held back during a replay.
-#[derive(Debug)]
-struct Held {
-    revision: Revision,
-    key: Box<str>,
-    frame: Utf8Bytes,
+    /// Events held back while a replay runs, in revision order.
+    Replaying(Vec<Arc<Event>>),
 }
 
 /// A connection that can receive notifications.
 #[derive(Debug)]
 pub struct Subscriber {
     id: u64,
-    outbox: Outbox,
+    target: Box<dyn Target>,
     access: Access,
     gate: Mutex<Gate>,
     /// Most notifications held back during one replay.
@@ -67,11 +63,13 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    /// A subscriber delivering into `outbox`; at most `replay_buffer_limit` notifications are held during a replay.
-    pub fn new(outbox: Outbox, access: Access, replay_buffer_limit: usize) -> Self {
+    /// A subscriber delivering into `target` (its face's connection: the `/ws`
+    /// session's outbox, say); at most `replay_buffer_limit` events are held during a
+    /// replay.
+    pub fn new(target: impl Target + 'static, access: Access, replay_buffer_limit: usize) -> Self {
         Subscriber {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            outbox,
+            target: Box::new(target),
             access,
             gate: Mutex::new(Gate::Live),
             replay_buffer_limit,
@@ -83,54 +81,51 @@ impl Subscriber {
         self.id
     }
 
-    pub(crate) fn access(&self) -> &Access {
-        &self.access
-    }
-
-    /// Queues a notification, or holds it back during a replay; true if it was taken.
-    /// A connection that cannot take it is marked slow and will be closed.
-    pub(crate) fn deliver(&self, revision: Revision, key: &str, frame: &Utf8Bytes) -> bool {
+    /// Hands `event` to the target, or holds it back during a replay; true if it was
+    /// taken. With `check_access` (every subscription that matched asked for it), a key
+    /// the connection's access pattern does not allow is skipped. A connection that
+    /// cannot take the event is marked slow and will be closed.
+    pub(crate) fn deliver(&self, event: &Arc<Event>, check_access: bool) -> bool {
+        if check_access && !self.access.allows(event.key()) {
+            return false;
+        }
         let mut gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
         let accepted = match &mut *gate {
-            Gate::Live => self.outbox.try_push(Message::Text(frame.clone())),
+            Gate::Live => self.target.offer(event),
             Gate::Replaying(held) if held.len() < self.replay_buffer_limit => {
-                held.push(Held {
-                    revision,
-                    key: key.into(),
-                    frame: frame.clone(),
-                });
+                held.push(Arc::clone(event));
                 true
             }
             Gate::Replaying(_) => false,
         };
         if !accepted {
-            self.outbox.mark_slow();
+            self.target.mark_slow();
         }
         accepted
     }
 
-    /// Starts holding back live notifications.
+    /// Starts holding back live events.
     pub(crate) fn begin_replay(&self) {
         *self.gate.lock().unwrap_or_else(PoisonError::into_inner) = Gate::Replaying(Vec::new());
     }
 
-    /// Takes the held notifications older than `revision` that the replay does not
-    /// cover (`covered` says which keys it replays), in order, for the replay to send
-    /// before its change at `revision`.
+    /// Takes the held events older than `revision` that the replay does not cover
+    /// (`covered` says which keys it replays), in order, for the replay to send before
+    /// its change at `revision`.
     pub(crate) fn take_uncovered_before(
         &self,
         revision: Revision,
         covered: impl Fn(&str) -> bool,
-    ) -> Vec<Utf8Bytes> {
+    ) -> Vec<Arc<Event>> {
         let mut gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
         let Gate::Replaying(held) = &mut *gate else {
             return Vec::new();
         };
         let mut taken = Vec::new();
-        held.retain(|entry| {
-            let take = entry.revision < revision && !covered(&entry.key);
+        held.retain(|event| {
+            let take = event.revision() < revision && !covered(event.key());
             if take {
-                taken.push(entry.frame.clone());
+                taken.push(Arc::clone(event));
             }
             !take
         });
@@ -143,10 +138,10 @@ impl Subscriber {
     pub(crate) fn end_replay(&self, replayed_up_to: Revision, covered: impl Fn(&str) -> bool) {
         let mut gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
         if let Gate::Replaying(held) = std::mem::replace(&mut *gate, Gate::Live) {
-            for entry in held {
-                let replayed = entry.revision <= replayed_up_to && covered(&entry.key);
-                if !replayed && !self.outbox.try_push(Message::Text(entry.frame)) {
-                    self.outbox.mark_slow();
+            for event in held {
+                let replayed = event.revision() <= replayed_up_to && covered(event.key());
+                if !replayed && !self.target.offer(&event) {
+                    self.target.mark_slow();
                     return;
                 }
             }

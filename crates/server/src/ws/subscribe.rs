@@ -152,8 +152,8 @@ async fn replay(
                 let earlier = conn
                     .subscriber
                     .take_uncovered_before(change.revision, |key| covers(conn, patterns, key));
-                for frame in earlier {
-                    conn.outbox.send(Message::Text(frame)).await?;
+                for event in earlier {
+                    conn.outbox.send(Message::Text(event.hpkv_frame())).await?;
                 }
                 conn.outbox
                     .send(Message::Text(notification_frame(&change)))

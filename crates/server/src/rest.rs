@@ -11,7 +11,7 @@ use axum::extract::{OriginalUri, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ripplekv_core::{now_ms, Error};
+use ripplekv_core::{now_ms, Error, WriteOp};
 use ripplekv_proto::rest::{parse_atomic_body, parse_record_body, parse_token_body};
 use ripplekv_proto::WriteOptions;
 use serde_json::json;
@@ -62,7 +62,12 @@ pub(crate) async fn post_record(
         (
             state
                 .ops()
-                .patch(&access, body.key, body.value, WriteOptions::default())
+                .write(
+                    &access,
+                    body.key,
+                    WriteOp::Patch(body.value),
+                    WriteOptions::default(),
+                )
                 .await?,
             PATCHED,
         )
@@ -70,7 +75,12 @@ pub(crate) async fn post_record(
         (
             state
                 .ops()
-                .set(&access, body.key, body.value, WriteOptions::default())
+                .write(
+                    &access,
+                    body.key,
+                    WriteOp::Set(body.value),
+                    WriteOptions::default(),
+                )
                 .await?,
             SAVED,
         )
@@ -91,7 +101,12 @@ pub(crate) async fn post_atomic(
     let body = parse_atomic_body(&body_text(&state, body)?).map_err(HttpError::bad_request)?;
     let change = state
         .ops()
-        .atomic(&access, body.key, body.increment)
+        .write(
+            &access,
+            body.key,
+            WriteOp::Atomic(body.increment),
+            WriteOptions::default(),
+        )
         .await?;
     let result = change.atomic_result().unwrap_or_default();
     Ok(Json(json!({
@@ -127,7 +142,12 @@ pub(crate) async fn delete_record(
     let access = authorize(&state, &headers)?;
     let change = state
         .ops()
-        .delete(&access, record_key(&uri)?, WriteOptions::default())
+        .write(
+            &access,
+            record_key(&uri)?,
+            WriteOp::Delete,
+            WriteOptions::default(),
+        )
         .await?;
     Ok(
         Json(json!({"success": true, "message": DELETED, "revision": change.revision}))

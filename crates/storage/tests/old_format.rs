@@ -43,13 +43,8 @@ async fn a_data_directory_of_log_format_1_opens_reads_and_replays() {
     assert_eq!(read("note").await, Some(("hello, world".into(), 4)));
     assert_eq!(read("visits").await, Some(("5".into(), 5)));
     assert_eq!(read("gone").await, None);
-    assert!(store
-        .get("session:1")
-        .await
-        .unwrap()
-        .unwrap()
-        .expires_at_ms
-        .is_some());
+    // (`session:1` was written with a one-hour TTL, so whether it is still live depends
+    // on the clock; its write is checked in the log below.)
 
     let ChangesSince::Changes(old) = store.changes_since(0, 100).await.unwrap() else {
         panic!("the fixture's log is retained");

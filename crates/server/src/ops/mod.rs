@@ -1,4 +1,7 @@
-//! The operations, one file each, shared by the WebSocket and REST front ends.
+//! The operations, shared by the WebSocket and REST front ends: [`Ops::write`] for
+//! every write (SET, PATCH, DELETE, ATOMIC, JSON Patch; what each does to the stored
+//! value is `ripplekv_core::apply`, the one implementation all backends share), and a
+//! file each for the reads with logic of their own (`get`, `range`).
 //!
 //! Every operation has the same shape: check its input against the limits and the
 //! caller's [`Access`] (403 outside a token's access pattern), then apply it through
@@ -19,13 +22,8 @@ use crate::sequencer::Sequencer;
 /// one hop away, so this only bounds a failure.
 const DELIVERY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
-mod atomic;
-mod delete;
 mod get;
-mod jsonpatch;
-mod patch;
 mod range;
-mod set;
 
 /// The operations over one store and one set of limits.
 #[derive(Debug, Clone)]
@@ -48,8 +46,11 @@ impl Ops {
         &self.store
     }
 
-    /// Checks the key (and the value, if the write carries one), then commits.
-    async fn commit(
+    /// Checks the key (and the value, if the write carries one) and the caller's
+    /// access, then commits, and returns once subscribers have the change. With
+    /// `ifRevision` the write is conditional (409 on a mismatch); `ttl` applies to SET
+    /// and PATCH (a SET without one clears the TTL, other writes keep it).
+    pub(crate) async fn write(
         &self,
         access: &Access,
         key: String,

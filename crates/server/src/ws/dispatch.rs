@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use ripplekv_core::WriteOp;
 use ripplekv_proto::reply::{self, RangeRecord};
 use ripplekv_proto::{parse_request, RequestBody};
 
@@ -82,7 +83,7 @@ async fn run(conn: &Connection, request: ripplekv_proto::Request) -> (u16, Resul
             value,
             options,
         } => ops
-            .set(access, key, value, options)
+            .write(access, key, WriteOp::Set(value), options)
             .await
             .map(|change| reply::written(SAVED, change.revision, id)),
         RequestBody::Patch {
@@ -90,11 +91,11 @@ async fn run(conn: &Connection, request: ripplekv_proto::Request) -> (u16, Resul
             value,
             options,
         } => ops
-            .patch(access, key, value, options)
+            .write(access, key, WriteOp::Patch(value), options)
             .await
             .map(|change| reply::written(PATCHED, change.revision, id)),
         RequestBody::Delete { key, options } => ops
-            .delete(access, key, options)
+            .write(access, key, WriteOp::Delete, options)
             .await
             .map(|change| reply::written(DELETED, change.revision, id)),
         RequestBody::JsonPatch {
@@ -102,7 +103,7 @@ async fn run(conn: &Connection, request: ripplekv_proto::Request) -> (u16, Resul
             value,
             options,
         } => ops
-            .json_patch(access, key, value, options)
+            .write(access, key, WriteOp::JsonPatch(value), options)
             .await
             .map(|change| reply::written(JSON_PATCHED, change.revision, id)),
         RequestBody::Range {
@@ -124,10 +125,13 @@ async fn run(conn: &Connection, request: ripplekv_proto::Request) -> (u16, Resul
                     .collect();
                 reply::range(&records, page.truncated, id)
             }),
-        RequestBody::Atomic { key, delta } => ops.atomic(access, key, delta).await.map(|change| {
-            let new_value = change.atomic_result().unwrap_or_default();
-            reply::atomic(&change.key, new_value, change.revision, id)
-        }),
+        RequestBody::Atomic { key, delta } => ops
+            .write(access, key, WriteOp::Atomic(delta), Default::default())
+            .await
+            .map(|change| {
+                let new_value = change.atomic_result().unwrap_or_default();
+                reply::atomic(&change.key, new_value, change.revision, id)
+            }),
         RequestBody::Subscribe { patterns, since } => {
             return subscribe::subscribe(conn, patterns, since, id).await;
         }

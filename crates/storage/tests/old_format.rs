@@ -8,8 +8,20 @@
 
 #![allow(clippy::unwrap_used)]
 
-use ripplekv_core::{ChangeOp, ChangesSince, Limits, Mutation, Previous, Store, WriteOp};
+use ripplekv_core::{
+    ChangeOp, ChangesSince, Limits, Mutation, Previous, Retention, Store, WriteOp,
+};
 use ripplekv_storage::{Durability, RedbStore, DB_FILE};
+
+/// The fixture's log was written on one day and must replay on any later one: keep
+/// every entry whatever its age.
+fn open(dir: &std::path::Path) -> RedbStore {
+    let keep_all = Retention {
+        max_entries: u64::MAX,
+        max_age: std::time::Duration::from_secs(u64::MAX / 4),
+    };
+    RedbStore::open_with(dir, Durability::Sync, Limits::default(), keep_all).unwrap()
+}
 
 fn fixture_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -24,7 +36,7 @@ fn fixture_copy() -> tempfile::TempDir {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_directory_of_log_format_1_opens_reads_and_replays() {
     let dir = fixture_copy();
-    let store = RedbStore::open(dir.path(), Durability::Sync, Limits::default()).unwrap();
+    let store = open(dir.path());
     assert_eq!(store.revision(), 11);
     let read = |key: &'static str| {
         let store = &store;
@@ -98,7 +110,7 @@ async fn a_data_directory_of_log_format_1_opens_reads_and_replays() {
     assert_eq!(patched.stored.as_deref(), Some("hello, world!"));
     store.close().await.unwrap();
     drop(store);
-    let store = RedbStore::open(dir.path(), Durability::Sync, Limits::default()).unwrap();
+    let store = open(dir.path());
     let ChangesSince::Changes(all) = store.changes_since(0, 100).await.unwrap() else {
         panic!("the log is retained");
     };

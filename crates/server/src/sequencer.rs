@@ -32,6 +32,11 @@ use crate::hub::Hub;
 /// costs subscribers that one change, not every later one.
 const MAX_WAITING: usize = 10_000;
 
+/// Longest anyone waits for a committed change to reach the hub. The fan-out is one
+/// task hop away, so this only bounds a failure: a writer is answered anyway, a
+/// replay goes on with the W it has.
+const DELIVERY_PATIENCE: Duration = Duration::from_secs(10);
+
 /// The handle the store publishes into, and where W is read.
 #[derive(Debug)]
 pub(crate) struct Sequencer {
@@ -65,15 +70,11 @@ impl Sequencer {
     }
 
     /// Waits until W reaches `revision` (a revision the store committed is delivered
-    /// moments later), at most `patience`; returns W.
-    pub(crate) async fn delivered_at_least(
-        &self,
-        revision: Revision,
-        patience: Duration,
-    ) -> Revision {
+    /// moments later), at most [`DELIVERY_PATIENCE`]; returns W.
+    pub(crate) async fn delivered_at_least(&self, revision: Revision) -> Revision {
         let mut delivered = self.delivered.clone();
         let reached = delivered.wait_for(|delivered| *delivered >= revision);
-        let _ = tokio::time::timeout(patience, reached).await;
+        let _ = tokio::time::timeout(DELIVERY_PATIENCE, reached).await;
         self.delivered()
     }
 }
@@ -98,7 +99,7 @@ struct Order {
 impl Order {
     async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Vec<Change>>) {
         while let Some(batch) = queue.recv().await {
-            self.accept(&batch);
+            self.accept(batch);
         }
     }
 
@@ -106,14 +107,15 @@ impl Order {
         *self.delivered.borrow()
     }
 
-    fn hand_over(&self, changes: &[Change]) {
-        if let Some(last) = changes.last() {
-            self.hub.publish(changes);
-            self.delivered.send_replace(last.revision);
+    /// Hands `changes` (consecutive, starting at W + 1) to the hub, then moves W.
+    fn hand_over(&self, changes: Vec<Change>) {
+        if let Some(last) = changes.last().map(|change| change.revision) {
+            self.hub.fan_out(changes);
+            self.delivered.send_replace(last);
         }
     }
 
-    fn accept(&mut self, changes: &[Change]) {
+    fn accept(&mut self, changes: Vec<Change>) {
         let in_order = changes
             .iter()
             .zip(self.w() + 1..)
@@ -128,12 +130,12 @@ impl Order {
                 continue; // delivered already (a feed can repeat itself)
             }
             if change.revision > next {
-                self.waiting.insert(change.revision, change.clone());
+                self.waiting.insert(change.revision, change);
                 continue;
             }
-            self.hand_over(std::slice::from_ref(change));
+            self.hand_over(vec![change]);
             while let Some(change) = self.waiting.remove(&(self.w() + 1)) {
-                self.hand_over(std::slice::from_ref(&change));
+                self.hand_over(vec![change]);
             }
         }
         if self.waiting.len() > MAX_WAITING {
@@ -141,8 +143,9 @@ impl Order {
                 missing_from = self.w() + 1,
                 "changes never arrived; delivering past the gap"
             );
-            for (_, change) in std::mem::take(&mut self.waiting) {
-                self.hand_over(std::slice::from_ref(&change));
+            let waiting = std::mem::take(&mut self.waiting);
+            for change in waiting.into_values() {
+                self.hand_over(vec![change]);
             }
         }
     }
@@ -207,12 +210,12 @@ mod tests {
     #[test]
     fn out_of_order_changes_leave_in_order_and_repeats_are_dropped() {
         let (mut order, mut receiver) = order();
-        order.accept(&[change(12), change(14)]);
+        order.accept(vec![change(12), change(14)]);
         assert_eq!(order.w(), 10, "11 is missing: nothing moves");
         assert!(revisions(&mut receiver).is_empty());
-        order.accept(&[change(11)]);
+        order.accept(vec![change(11)]);
         assert_eq!(order.w(), 12);
-        order.accept(&[change(13), change(12), change(9)]);
+        order.accept(vec![change(13), change(12), change(9)]);
         assert_eq!(order.w(), 14);
         assert_eq!(revisions(&mut receiver), [11, 12, 13, 14]);
     }
@@ -221,7 +224,7 @@ mod tests {
     fn a_gap_that_never_fills_is_given_up_on_after_a_bound() {
         let (mut order, _receiver) = order();
         let later: Vec<Change> = (12..12 + MAX_WAITING as u64 + 1).map(change).collect();
-        order.accept(&later);
+        order.accept(later);
         assert_eq!(order.w(), 12 + MAX_WAITING as u64);
     }
 
@@ -232,11 +235,7 @@ mod tests {
         let sequencer = Arc::new(sequencer);
         let waiter = {
             let sequencer = Arc::clone(&sequencer);
-            tokio::spawn(async move {
-                sequencer
-                    .delivered_at_least(11, Duration::from_secs(5))
-                    .await
-            })
+            tokio::spawn(async move { sequencer.delivered_at_least(11).await })
         };
         tokio::task::yield_now().await;
         sequencer.publish(&[change(11)]);
@@ -247,12 +246,7 @@ mod tests {
             "handed to the hub by the task"
         );
         let started = tokio::time::Instant::now();
-        assert_eq!(
-            sequencer
-                .delivered_at_least(99, Duration::from_secs(5))
-                .await,
-            11
-        );
-        assert!(started.elapsed() >= Duration::from_secs(5));
+        assert_eq!(sequencer.delivered_at_least(99).await, 11);
+        assert!(started.elapsed() >= DELIVERY_PATIENCE);
     }
 }

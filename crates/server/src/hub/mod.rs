@@ -123,8 +123,10 @@ pub(crate) fn notification_frame(change: &Change) -> Utf8Bytes {
     .into()
 }
 
-impl ChangeSink for Hub {
-    fn publish(&self, changes: &[Change]) {
+impl Hub {
+    /// Fans each change out to the subscribers it matches, in the order given. Takes
+    /// the changes, since each becomes the event its subscribers share.
+    pub(crate) fn fan_out(&self, changes: impl IntoIterator<Item = Change>) {
         for change in changes {
             let subscribers = self.matching_with_checks(&change.key);
             if subscribers.is_empty() {
@@ -132,12 +134,20 @@ impl ChangeSink for Hub {
             }
             // One event per change, shared by every subscriber; each face renders its
             // frame from it once, when its first subscriber needs it.
-            let event = Event::of_change(change.clone());
+            let event = Event::of_change(change);
             let mut queued = 0;
             for (subscriber, check_access) in subscribers {
                 queued += u64::from(subscriber.deliver(&event, check_access));
             }
             self.queued.fetch_add(queued, Ordering::Relaxed);
         }
+    }
+}
+
+/// The hub as a sink of its own (benchmarks and tests feed it directly; the server
+/// feeds it through the sequencer).
+impl ChangeSink for Hub {
+    fn publish(&self, changes: &[Change]) {
+        self.fan_out(changes.iter().cloned());
     }
 }

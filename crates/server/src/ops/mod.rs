@@ -18,10 +18,6 @@ use ripplekv_proto::WriteOptions;
 use crate::hub::Access;
 use crate::sequencer::Sequencer;
 
-/// Longest a write's answer waits for its change to reach the hub; the fan-out is
-/// one hop away, so this only bounds a failure.
-const DELIVERY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
-
 mod get;
 mod range;
 
@@ -69,10 +65,7 @@ impl Ops {
             ttl_ms: options.ttl_ms,
         };
         let change = self.store.write(mutation).await?;
-        let delivered = self
-            .sequencer
-            .delivered_at_least(change.revision, DELIVERY_PATIENCE)
-            .await;
+        let delivered = self.sequencer.delivered_at_least(change.revision).await;
         if delivered < change.revision {
             tracing::warn!(
                 revision = change.revision,

@@ -34,9 +34,6 @@ use crate::wire;
 
 /// Changes read from the log per step of a replay.
 const REPLAY_PAGE: usize = 1000;
-/// Longest a replay waits for the changes the client has seen to reach the hub (they
-/// are committed, so this is the moment between commit and delivery).
-const DELIVERY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Most patterns one request may add.
 const MAX_PATTERNS_PER_REQUEST: usize = 1000;
 
@@ -82,10 +79,8 @@ pub(crate) async fn subscribe(
     let answered = conn
         .send(reply::subscribed(&sources, store.revision(), id))
         .await;
-    let Some(since) = since.filter(|_| answered.is_ok()) else {
-        if since.is_some() {
-            conn.subscriber.end_replay(0, |_| false);
-        }
+    // A failed send means the session is ending: nothing more to replay to it.
+    let (Ok(()), Some(since)) = (&answered, since) else {
         return (200, answered);
     };
 
@@ -121,10 +116,7 @@ async fn replay(
     }
     // The client has seen `since`, which the store committed: once it is delivered to
     // the hub too, no change the client has seen can still arrive live.
-    let ceiling = conn
-        .sequencer
-        .delivered_at_least(*replayed_up_to, DELIVERY_PATIENCE)
-        .await;
+    let ceiling = conn.sequencer.delivered_at_least(*replayed_up_to).await;
     loop {
         let changes = match store.changes_since(*replayed_up_to, REPLAY_PAGE).await {
             Ok(ChangesSince::Changes(changes)) => changes,

@@ -21,6 +21,6 @@ pub use mutation::{
 };
 pub use pattern::{Pattern, PatternKind};
 pub use store::{
-    now_ms, ChangeSink, ChangesSince, RangePage, Record, Retention, Revision, SinkSlot, Snapshot,
-    Store,
+    now_ms, ChangeSink, ChangesSince, PendingWrite, RangePage, Record, Retention, Revision,
+    SinkSlot, Snapshot, Store,
 };

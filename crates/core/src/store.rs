@@ -1,12 +1,18 @@
 //! The storage contract every backend implements.
 //!
 //! The server reaches storage only through [`Store`]. Reads return the committed
-//! state; writes go through [`Store::write`], which commits one [`Mutation`] under
-//! the backend's durability policy and returns the resulting [`Change`] with the
-//! store-wide revision it was given. Revisions are strictly increasing across the
-//! whole store, never reused, and survive restarts.
+//! state; writes go through [`Store::submit`], which queues one [`Mutation`] and hands
+//! back a [`PendingWrite`] that resolves, once the write committed under the backend's
+//! durability policy, to the resulting [`Change`] with the store-wide revision it was
+//! given. Queueing and awaiting are separate steps so one caller can have several
+//! writes queued, in order, before the first commits (they then share a commit).
+//! Revisions are strictly increasing across the whole store, never reused, and survive
+//! restarts.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 
@@ -115,9 +121,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// range is empty, not an error.
     async fn range(&self, start: &str, end: &str, limit: usize) -> Result<RangePage, Error>;
 
-    /// Applies and commits one write. Writes of one caller are committed in the order
-    /// their futures are polled to completion one after another.
-    async fn write(&self, mutation: Mutation) -> Result<Change, Error>;
+    /// Queues one write, waiting only for room in the store's queue. Writes are
+    /// applied in the order their `submit`s complete, so a caller that awaits one
+    /// `submit` before starting the next has its writes applied in that order; the
+    /// returned [`PendingWrite`] resolves once the write committed (or failed).
+    async fn submit(&self, mutation: Mutation) -> Result<PendingWrite, Error>;
+
+    /// Applies and commits one write: [`Store::submit`], then await it.
+    async fn write(&self, mutation: Mutation) -> Result<Change, Error> {
+        self.submit(mutation).await?.await
+    }
 
     /// Removes every record whose TTL has run out, committing an `expire` change for
     /// each (published like any change). Returns how many expired.
@@ -141,6 +154,37 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Appends the store's own metrics, in the Prometheus text format, to `out`.
     fn render_metrics(&self, out: &mut String) {
         let _ = out;
+    }
+}
+
+/// A queued write: resolves to its [`Change`] once committed, or to the error that
+/// refused it (a failed write changes nothing and takes no revision).
+#[must_use = "a pending write reports its outcome only when awaited"]
+pub struct PendingWrite(Pin<Box<dyn Future<Output = Result<Change, Error>> + Send>>);
+
+impl PendingWrite {
+    /// A write whose outcome arrives later, from the store's commit path.
+    pub fn later(outcome: impl Future<Output = Result<Change, Error>> + Send + 'static) -> Self {
+        PendingWrite(Box::pin(outcome))
+    }
+
+    /// A write whose outcome is already known (a store that commits while submitting).
+    pub fn ready(outcome: Result<Change, Error>) -> Self {
+        PendingWrite::later(std::future::ready(outcome))
+    }
+}
+
+impl Future for PendingWrite {
+    type Output = Result<Change, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for PendingWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingWrite")
     }
 }
 

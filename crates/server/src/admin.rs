@@ -45,7 +45,7 @@ pub(crate) async fn get_snapshot(
         }
         .into());
     };
-    let snapshot = state.ops().store().snapshot().await?;
+    let snapshot = state.executor().store().snapshot().await?;
     let (chunks, queued) = mpsc::channel::<Chunk>(CHUNKS_QUEUED);
     let runtime = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {

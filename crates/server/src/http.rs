@@ -88,7 +88,7 @@ async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
-        "revision": state.ops().store().revision(),
+        "revision": state.executor().store().revision(),
         "subscriptions": state.hub().len(),
     }))
 }
@@ -97,7 +97,7 @@ async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
 async fn metrics(State(state): State<AppState>) -> Response {
     let body = state
         .metrics()
-        .render(state.ops().store().as_ref(), state.hub());
+        .render(state.executor().store().as_ref(), state.hub());
     (
         [(
             header::CONTENT_TYPE,

@@ -25,12 +25,12 @@
 mod admin;
 mod auth;
 pub mod config;
+mod exec;
 mod http;
 pub mod hub;
 mod linger;
 mod listen;
 mod metrics;
-mod ops;
 mod rate;
 mod rest;
 mod sequencer;

@@ -1,4 +1,6 @@
-//! The REST routes of PROTOCOL.md A6.
+//! The REST routes of PROTOCOL.md A6: the REST face of the executor. Each record
+//! route decodes its request into an executor command and answers with the command's
+//! REST body; `POST /token/websocket` mints a token.
 //!
 //! Every route takes `x-api-key`. Bodies are JSON whatever the Content-Type. A record
 //! key is the rest of the path after `/record/`, percent-decoded once, so it may hold
@@ -11,17 +13,18 @@ use axum::extract::{OriginalUri, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ripplekv_core::{now_ms, Error, WriteOp};
+use ripplekv_core::{now_ms, Error};
 use ripplekv_proto::rest::{parse_atomic_body, parse_record_body, parse_token_body};
 use ripplekv_proto::WriteOptions;
 use serde_json::json;
 
 use crate::auth;
+use crate::exec::{Atomic, Command, Edit, Get, Range, Write};
 use crate::hub::Access;
 use crate::rate::Subject;
 use crate::state::AppState;
 use crate::urlcode;
-use crate::wire::{HttpError, DELETED, PATCHED, SAVED};
+use crate::wire::HttpError;
 
 type HttpResult = Result<Response, HttpError>;
 
@@ -50,6 +53,12 @@ fn record_key(uri: &OriginalUri) -> Result<String, HttpError> {
         .ok_or_else(|| HttpError::bad_request("Key is not valid UTF-8 after percent-decoding"))
 }
 
+/// Runs one command and answers with its REST body.
+async fn run(state: &AppState, access: &Access, command: impl Into<Command>) -> HttpResult {
+    let done = state.executor().run(access, command.into()).await?;
+    Ok(Json(done.rest_body()).into_response())
+}
+
 /// `POST /record`: SET, or PATCH when `partialUpdate` is true.
 pub(crate) async fn post_record(
     State(state): State<AppState>,
@@ -58,64 +67,28 @@ pub(crate) async fn post_record(
 ) -> HttpResult {
     let access = authorize(&state, &headers)?;
     let body = parse_record_body(&body_text(&state, body)?).map_err(HttpError::bad_request)?;
-    let (change, message) = if body.partial_update {
-        (
-            state
-                .ops()
-                .write(
-                    &access,
-                    body.key,
-                    WriteOp::Patch(body.value),
-                    WriteOptions::default(),
-                )
-                .await?,
-            PATCHED,
-        )
+    let edit = if body.partial_update {
+        Edit::Patch(body.value)
     } else {
-        (
-            state
-                .ops()
-                .write(
-                    &access,
-                    body.key,
-                    WriteOp::Set(body.value),
-                    WriteOptions::default(),
-                )
-                .await?,
-            SAVED,
-        )
+        Edit::Set(body.value)
     };
-    Ok(
-        Json(json!({"success": true, "message": message, "revision": change.revision}))
-            .into_response(),
-    )
+    let write = Write::new(body.key, edit, WriteOptions::default());
+    run(&state, &access, write).await
 }
 
 /// `POST /record/atomic`
 pub(crate) async fn post_atomic(
-    state: State<AppState>,
+    State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> HttpResult {
     let access = authorize(&state, &headers)?;
     let body = parse_atomic_body(&body_text(&state, body)?).map_err(HttpError::bad_request)?;
-    let change = state
-        .ops()
-        .write(
-            &access,
-            body.key,
-            WriteOp::Atomic(body.increment),
-            WriteOptions::default(),
-        )
-        .await?;
-    let result = change.atomic_result().unwrap_or_default();
-    Ok(Json(json!({
-        "success": true,
-        "key": change.key,
-        "result": result,
-        "revision": change.revision,
-    }))
-    .into_response())
+    let atomic = Atomic {
+        key: body.key,
+        delta: body.increment,
+    };
+    run(&state, &access, atomic).await
 }
 
 /// `GET /record/{key}`
@@ -126,11 +99,7 @@ pub(crate) async fn get_record(
 ) -> HttpResult {
     let access = authorize(&state, &headers)?;
     let key = record_key(&uri)?;
-    let record = state.ops().get(&access, &key).await?;
-    Ok(
-        Json(json!({"key": key, "value": record.value, "revision": record.revision}))
-            .into_response(),
-    )
+    run(&state, &access, Get { key }).await
 }
 
 /// `DELETE /record/{key}`
@@ -140,19 +109,8 @@ pub(crate) async fn delete_record(
     headers: HeaderMap,
 ) -> HttpResult {
     let access = authorize(&state, &headers)?;
-    let change = state
-        .ops()
-        .write(
-            &access,
-            record_key(&uri)?,
-            WriteOp::Delete,
-            WriteOptions::default(),
-        )
-        .await?;
-    Ok(
-        Json(json!({"success": true, "message": DELETED, "revision": change.revision}))
-            .into_response(),
-    )
+    let write = Write::new(record_key(&uri)?, Edit::Delete, WriteOptions::default());
+    run(&state, &access, write).await
 }
 
 /// `GET /records?startKey&endKey&limit`
@@ -185,23 +143,7 @@ pub(crate) async fn get_records(
             ))),
         })
         .transpose()?;
-    let page = state
-        .ops()
-        .range(&access, (&start, &end), ["startKey", "endKey"], limit)
-        .await?;
-    let records: Vec<_> = page
-        .records
-        .iter()
-        .map(
-            |(key, record)| json!({"key": key, "value": record.value, "revision": record.revision}),
-        )
-        .collect();
-    Ok(Json(json!({
-        "records": records,
-        "count": records.len(),
-        "truncated": page.truncated,
-    }))
-    .into_response())
+    run(&state, &access, Range::rest(start, end, limit)).await
 }
 
 /// `POST /token/websocket`: a signed token for `/ws?token=`, granting the union of

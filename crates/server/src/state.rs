@@ -8,9 +8,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::ApiKeys;
+use crate::exec::Executor;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::ops::Ops;
 use crate::rate::{RateLimiter, Subject};
 use crate::sequencer::Sequencer;
 use crate::token::Tokens;
@@ -27,7 +27,7 @@ pub(crate) struct AppState {
 
 #[derive(Debug)]
 struct Inner {
-    ops: Ops,
+    executor: Executor,
     keys: ApiKeys,
     tokens: Tokens,
     hub: Arc<Hub>,
@@ -56,7 +56,7 @@ impl AppState {
         store.set_change_sink(Arc::clone(&sequencer) as _);
         AppState {
             inner: Arc::new(Inner {
-                ops: Ops::new(store, config.limits, Arc::clone(&sequencer)),
+                executor: Executor::new(store, config.limits, Arc::clone(&sequencer)),
                 keys: ApiKeys::new(config.api_keys.clone()),
                 tokens: tokens(&config),
                 hub,
@@ -72,8 +72,8 @@ impl AppState {
         }
     }
 
-    pub(crate) fn ops(&self) -> &Ops {
-        &self.inner.ops
+    pub(crate) fn executor(&self) -> &Executor {
+        &self.inner.executor
     }
 
     pub(crate) fn keys(&self) -> &ApiKeys {

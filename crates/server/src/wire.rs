@@ -11,15 +11,6 @@ use ripplekv_core::Error;
 use serde_json::json;
 use serde_json::value::RawValue;
 
-/// Reply message of a successful SET.
-pub(crate) const SAVED: &str = "Record inserted/updated successfully";
-/// Reply message of a successful PATCH.
-pub(crate) const PATCHED: &str = "Record patched successfully";
-/// Reply message of a successful JSON Patch.
-pub(crate) const JSON_PATCHED: &str = "JSON Patch applied successfully";
-/// Reply message of a successful DELETE.
-pub(crate) const DELETED: &str = "Record deleted successfully";
-
 fn log_if_internal(err: &Error) {
     if let Error::Internal(detail) = err {
         tracing::error!(error = %detail, "request failed");

@@ -10,8 +10,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use ripplekv_core::{
-    now_ms, plan, Change, ChangeSink, ChangesSince, Error, Limits, Mutation, RangePage, Record,
-    Retention, Revision, SinkSlot, Snapshot, Store,
+    now_ms, plan, Change, ChangeSink, ChangesSince, Error, Limits, Mutation, PendingWrite,
+    RangePage, Record, Retention, Revision, SinkSlot, Snapshot, Store,
 };
 
 /// A volatile store for tests.
@@ -98,6 +98,31 @@ impl MemoryStore {
     fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Applies and commits one write under the lock.
+    fn commit(&self, mutation: Mutation) -> Result<Change, Error> {
+        let mut state = self.write_state();
+        if state.closed {
+            return Err(Error::Unavailable);
+        }
+        let now = now_ms();
+        let key = mutation.key.clone();
+        let planned = plan(
+            mutation,
+            state.records.get(&key),
+            &self.limits,
+            state.revision + 1,
+            now,
+        )?;
+        state.put(&key, planned.record.clone());
+        for change in planned.changes() {
+            state.commit(change.clone(), &self.retention);
+        }
+        // Published under the lock, so subscribers see changes in commit order.
+        self.sink
+            .publish(&planned.changes().cloned().collect::<Vec<_>>());
+        Ok(planned.change)
+    }
 }
 
 #[async_trait]
@@ -130,28 +155,9 @@ impl Store for MemoryStore {
         Ok(RangePage { records, truncated })
     }
 
-    async fn write(&self, mutation: Mutation) -> Result<Change, Error> {
-        let mut state = self.write_state();
-        if state.closed {
-            return Err(Error::Unavailable);
-        }
-        let now = now_ms();
-        let key = mutation.key.clone();
-        let planned = plan(
-            mutation,
-            state.records.get(&key),
-            &self.limits,
-            state.revision + 1,
-            now,
-        )?;
-        state.put(&key, planned.record.clone());
-        for change in planned.changes() {
-            state.commit(change.clone(), &self.retention);
-        }
-        // Published under the lock, so subscribers see changes in commit order.
-        self.sink
-            .publish(&planned.changes().cloned().collect::<Vec<_>>());
-        Ok(planned.change)
+    async fn submit(&self, mutation: Mutation) -> Result<PendingWrite, Error> {
+        // Committed while submitting, under the lock: the outcome is known at once.
+        Ok(PendingWrite::ready(self.commit(mutation)))
     }
 
     async fn expire_due(&self) -> Result<usize, Error> {

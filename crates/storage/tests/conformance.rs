@@ -357,6 +357,39 @@ async fn changes_carry_the_record_before_and_after(store: Arc<dyn Store>) {
     assert_eq!(logged, [created, patched, counted, deleted]);
 }
 
+/// Writes submitted one after another, none awaited yet, commit in submission order,
+/// each seeing the ones before it; a failing one in the middle changes nothing.
+async fn submitted_writes_commit_in_submission_order(store: Arc<dyn Store>) {
+    let start = store.revision();
+    let mut pending = Vec::new();
+    for mutation in [
+        op("n", WriteOp::Atomic(1)),
+        Mutation {
+            if_revision: Some(start + 100),
+            ..set("n", "refused")
+        },
+        op("n", WriteOp::Atomic(10)),
+        op("n", WriteOp::Patch("0".into())),
+    ] {
+        pending.push(store.submit(mutation).await.unwrap());
+    }
+    let mut outcomes = Vec::new();
+    for write in pending {
+        outcomes.push(
+            write
+                .await
+                .map(|change| (change.revision - start, change.stored)),
+        );
+    }
+    assert_eq!(outcomes[0], Ok((1, Some("1".into()))));
+    assert!(
+        matches!(outcomes[1], Err(Error::Conflict { .. })),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[2], Ok((2, Some("11".into()))));
+    assert_eq!(outcomes[3], Ok((3, Some("110".into()))));
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -416,6 +449,11 @@ macro_rules! conformance {
             async fn before_and_after() {
                 let (_dir, store) = $make;
                 changes_carry_the_record_before_and_after(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn submitted_in_order() {
+                let (_dir, store) = $make;
+                submitted_writes_commit_in_submission_order(store).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn close() {

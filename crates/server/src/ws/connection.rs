@@ -6,9 +6,9 @@ use std::sync::Arc;
 use axum::extract::ws::Message;
 
 use super::outbox::{Closed, Outbox};
+use crate::exec::Executor;
 use crate::hub::{Access, Hub, Subscriber};
 use crate::metrics::Metrics;
-use crate::ops::Ops;
 use crate::rate::{RateLimiter, Subject};
 use crate::sequencer::Sequencer;
 
@@ -16,7 +16,7 @@ use crate::sequencer::Sequencer;
 #[derive(Debug)]
 pub(crate) struct Connection {
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) ops: Ops,
+    pub(crate) executor: Executor,
     pub(crate) hub: Arc<Hub>,
     pub(crate) sequencer: Arc<Sequencer>,
     /// What the connection may read and write.

@@ -1,20 +1,22 @@
-//! One text frame in, its reply frames out: parse, run the op, shape the reply.
+//! One text frame in, its reply frames out: the socket face of the executor.
 //!
-//! The dispatcher is the single `match` over operations. A frame that does not parse
-//! gets a 400 reply naming the problem; the session carries on either way. Most ops
-//! answer with one frame; `subscribe` with `since` also replays history (see
-//! [`super::subscribe`]).
+//! The dispatcher decodes a frame (the proto crate types its fields) into an executor
+//! [`Command`], runs it, and renders the result as the HPKV reply; `subscribe` and
+//! `unsubscribe`, which belong to the connection rather than the store, it answers
+//! itself (with `since`, a subscribe also replays history: see [`super::subscribe`]).
+//! A frame that does not parse gets a 400 reply naming the problem; the session
+//! carries on either way.
 
 use std::time::Instant;
 
-use ripplekv_core::WriteOp;
-use ripplekv_proto::reply::{self, RangeRecord};
+use ripplekv_proto::reply;
 use ripplekv_proto::{parse_request, RequestBody};
 
 use super::connection::Connection;
 use super::outbox::Closed;
 use super::subscribe;
-use crate::wire::{self, DELETED, JSON_PATCHED, PATCHED, SAVED};
+use crate::exec::{Atomic, Command, Edit, Get, Range, Write};
+use crate::wire;
 
 /// The metrics label of a request.
 fn label(body: &RequestBody) -> &'static str {
@@ -72,73 +74,40 @@ pub(crate) async fn handle_text(conn: &Connection, text: &str) -> Result<(), Clo
 async fn run(conn: &Connection, request: ripplekv_proto::Request) -> (u16, Result<(), Closed>) {
     let id = request.message_id.as_deref();
     let key = request.body.key().map(str::to_owned);
-    let (ops, access) = (&conn.ops, &conn.access);
-    let result = match request.body {
-        RequestBody::Get { key } => ops
-            .get(access, &key)
-            .await
-            .map(|record| reply::get(&key, &record.value, record.revision, id)),
+    let command: Command = match request.body {
+        RequestBody::Subscribe { patterns, since } => {
+            return subscribe::subscribe(conn, patterns, since, id).await;
+        }
+        RequestBody::Unsubscribe { patterns } => {
+            let frame = subscribe::unsubscribe(conn, &patterns, id);
+            return (200, conn.send(frame).await);
+        }
+        RequestBody::Get { key } => Get { key }.into(),
         RequestBody::Set {
             key,
             value,
             options,
-        } => ops
-            .write(access, key, WriteOp::Set(value), options)
-            .await
-            .map(|change| reply::written(SAVED, change.revision, id)),
+        } => Write::new(key, Edit::Set(value), options).into(),
         RequestBody::Patch {
             key,
             value,
             options,
-        } => ops
-            .write(access, key, WriteOp::Patch(value), options)
-            .await
-            .map(|change| reply::written(PATCHED, change.revision, id)),
-        RequestBody::Delete { key, options } => ops
-            .write(access, key, WriteOp::Delete, options)
-            .await
-            .map(|change| reply::written(DELETED, change.revision, id)),
+        } => Write::new(key, Edit::Patch(value), options).into(),
+        RequestBody::Delete { key, options } => Write::new(key, Edit::Delete, options).into(),
         RequestBody::JsonPatch {
             key,
             value,
             options,
-        } => ops
-            .write(access, key, WriteOp::JsonPatch(value), options)
-            .await
-            .map(|change| reply::written(JSON_PATCHED, change.revision, id)),
+        } => Write::new(key, Edit::JsonPatch(value), options).into(),
         RequestBody::Range {
             key,
             end_key,
             limit,
-        } => ops
-            .range(access, (&key, &end_key), ["key", "endKey"], limit)
-            .await
-            .map(|page| {
-                let records: Vec<RangeRecord> = page
-                    .records
-                    .iter()
-                    .map(|(key, record)| RangeRecord {
-                        key,
-                        value: &record.value,
-                        revision: record.revision,
-                    })
-                    .collect();
-                reply::range(&records, page.truncated, id)
-            }),
-        RequestBody::Atomic { key, delta } => ops
-            .write(access, key, WriteOp::Atomic(delta), Default::default())
-            .await
-            .map(|change| {
-                let new_value = change.atomic_result().unwrap_or_default();
-                reply::atomic(&change.key, new_value, change.revision, id)
-            }),
-        RequestBody::Subscribe { patterns, since } => {
-            return subscribe::subscribe(conn, patterns, since, id).await;
-        }
-        RequestBody::Unsubscribe { patterns } => Ok(subscribe::unsubscribe(conn, &patterns, id)),
+        } => Range::socket(key, end_key, limit).into(),
+        RequestBody::Atomic { key, delta } => Atomic { key, delta }.into(),
     };
-    let (code, frame) = match result {
-        Ok(frame) => (200, frame),
+    let (code, frame) = match conn.executor.run(&conn.access, command).await {
+        Ok(done) => (200, done.socket_reply(id)),
         Err(err) => (err.status(), wire::socket_error(&err, id, key.as_deref())),
     };
     (code, conn.send(frame).await)

@@ -64,7 +64,7 @@ pub(crate) async fn upgrade(
             tracker.track_future(async move {
                 let (sink, stream) = socket.split();
                 let context = session::SessionContext {
-                    ops: state.ops().clone(),
+                    executor: state.executor().clone(),
                     hub: Arc::clone(state.hub()),
                     sequencer: Arc::clone(state.sequencer()),
                     principal,

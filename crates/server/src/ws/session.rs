@@ -27,9 +27,9 @@ use super::connection::Connection;
 use super::dispatch;
 use super::outbox::{Outbox, OutboxReceiver};
 use crate::auth::Principal;
+use crate::exec::Executor;
 use crate::hub::{Hub, Subscriber};
 use crate::metrics::Metrics;
-use crate::ops::Ops;
 use crate::rate::RateLimiter;
 use crate::sequencer::Sequencer;
 
@@ -52,7 +52,7 @@ const CLOSE_PING_TIMEOUT: u16 = 1001;
 /// What a session needs from the server.
 #[derive(Debug, Clone)]
 pub struct SessionContext {
-    pub(crate) ops: Ops,
+    pub(crate) executor: Executor,
     pub(crate) hub: Arc<Hub>,
     pub(crate) sequencer: Arc<Sequencer>,
     pub(crate) principal: Principal,
@@ -93,7 +93,7 @@ where
     }
     let connection = Connection {
         metrics: Arc::clone(&context.metrics),
-        ops: context.ops.clone(),
+        executor: context.executor.clone(),
         hub: Arc::clone(&context.hub),
         sequencer: Arc::clone(&context.sequencer),
         filtered: matches!(context.principal, Principal::Token(_)),
@@ -344,7 +344,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new(Limits::default()));
         ripplekv_core::Store::set_change_sink(store.as_ref(), Arc::clone(&sequencer) as _);
         SessionContext {
-            ops: Ops::new(store, Limits::default(), Arc::clone(&sequencer)),
+            executor: Executor::new(store, Limits::default(), Arc::clone(&sequencer)),
             sequencer,
             hub,
             principal: Principal::ApiKey(0),
@@ -476,7 +476,7 @@ mod tests {
                 ))
             })
             .collect();
-        let store = Arc::clone(context.ops.store());
+        let store = Arc::clone(context.executor.store());
         let (sink, _unread) = mpsc::channel(1);
         let session = tokio::spawn(run_session(
             PollSender::new(sink),

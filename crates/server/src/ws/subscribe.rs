@@ -75,7 +75,7 @@ pub(crate) async fn subscribe(
         conn.hub
             .subscribe(&conn.subscriber, pattern.clone(), conn.filtered);
     }
-    let store = conn.ops.store();
+    let store = conn.executor.store();
     let answered = conn
         .send(reply::subscribed(&sources, store.revision(), id))
         .await;
@@ -107,7 +107,7 @@ async fn replay(
     patterns: &[Pattern],
     replayed_up_to: &mut u64,
 ) -> Result<(), Closed> {
-    let store = conn.ops.store();
+    let store = conn.executor.store();
     if *replayed_up_to > store.revision() {
         // A revision this store never reached comes from another history (the store
         // was restored from an older backup, say): the client must re-read.
@@ -166,5 +166,5 @@ pub(crate) fn unsubscribe(conn: &Connection, sources: &[String], id: Option<&Raw
         .filter(|source| conn.hub.unsubscribe(conn.subscriber.id(), source))
         .cloned()
         .collect();
-    reply::subscribed(&removed, conn.ops.store().revision(), id)
+    reply::subscribed(&removed, conn.executor.store().revision(), id)
 }

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use ripplekv_core::{
-    Change, ChangeSink, ChangesSince, Error, Limits, Mutation, RangePage, Record, Revision,
-    Snapshot, Store, WriteOp,
+    Change, ChangeSink, ChangesSince, Error, Limits, Mutation, PendingWrite, RangePage, Record,
+    Revision, Snapshot, Store, WriteOp,
 };
 use ripplekv_storage::MemoryStore;
 
@@ -108,8 +108,8 @@ impl Store for HookedStore {
     async fn range(&self, start: &str, end: &str, limit: usize) -> Result<RangePage, Error> {
         self.inner.range(start, end, limit).await
     }
-    async fn write(&self, mutation: Mutation) -> Result<Change, Error> {
-        self.inner.write(mutation).await
+    async fn submit(&self, mutation: Mutation) -> Result<PendingWrite, Error> {
+        self.inner.submit(mutation).await
     }
     async fn expire_due(&self) -> Result<usize, Error> {
         self.inner.expire_due().await

@@ -36,8 +36,8 @@ use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use ripplekv_core::metrics::{Histogram, BATCH_SIZES, LATENCY_SECONDS};
 use ripplekv_core::{
-    now_ms, Change, ChangeSink, ChangesSince, Error, Limits, Mutation, RangePage, Record,
-    Retention, Revision, SinkSlot, Snapshot, Store,
+    now_ms, Change, ChangeSink, ChangesSince, Error, Limits, Mutation, PendingWrite, RangePage,
+    Record, Retention, Revision, SinkSlot, Snapshot, Store,
 };
 use tokio::sync::oneshot;
 
@@ -251,13 +251,15 @@ impl Store for RedbStore {
         Ok(RangePage { records, truncated })
     }
 
-    async fn write(&self, mutation: Mutation) -> Result<Change, Error> {
+    async fn submit(&self, mutation: Mutation) -> Result<PendingWrite, Error> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send_async(Job::Write(mutation, reply))
             .await
             .map_err(|_| Error::Unavailable)?;
-        answer.await.map_err(|_| Error::Unavailable)?
+        Ok(PendingWrite::later(async move {
+            answer.await.map_err(|_| Error::Unavailable)?
+        }))
     }
 
     async fn expire_due(&self) -> Result<usize, Error> {

@@ -9,8 +9,13 @@
 //! The store's publish only queues the batch: the fan-out (matching subscriptions,
 //! rendering each face's frame, filling outboxes) runs in a task of its own, so the
 //! storage writer thread goes back to committing at once. A writer is answered only
-//! once W has reached its change (`Ops` waits for it), so it still hears its own
+//! once W has reached its change (the executor waits for it), so it still hears its own
 //! change before its reply, and every subscriber hears it no later.
+//!
+//! It also knows the highest revision it has been given ([`Sequencer::latest`]), which
+//! in a cluster covers other nodes' commits too, where a local counter would not; a
+//! replay's resync decision takes the higher of it and the store's own revision (a
+//! store may show a commit to readers a moment before publishing it).
 //!
 //! W is also what `since` replays are served against: the replay reads the change log
 //! up to W only, and everything above W reaches the connection through the hub (held
@@ -19,6 +24,7 @@
 //! will find it there later, never neither and never both.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +52,8 @@ pub(crate) struct Sequencer {
     batches: mpsc::UnboundedSender<Vec<Change>>,
     /// W: every change up to here was handed to the hub.
     delivered: watch::Receiver<Revision>,
+    /// The highest revision published into the sequencer (or the start revision).
+    latest: AtomicU64,
 }
 
 impl Sequencer {
@@ -61,7 +69,17 @@ impl Sequencer {
             delivered: advance,
         };
         tokio::spawn(order.run(queue));
-        Sequencer { batches, delivered }
+        Sequencer {
+            batches,
+            delivered,
+            latest: AtomicU64::new(start),
+        }
+    }
+
+    /// The highest revision given to the sequencer (delivered already, or about to
+    /// be), or the start revision.
+    pub(crate) fn latest(&self) -> Revision {
+        self.latest.load(Ordering::Acquire)
     }
 
     /// W: the highest revision handed to the hub, with every one below it.
@@ -81,7 +99,8 @@ impl Sequencer {
 
 impl ChangeSink for Sequencer {
     fn publish(&self, changes: &[Change]) {
-        if !changes.is_empty() {
+        if let Some(last) = changes.iter().map(|change| change.revision).max() {
+            self.latest.fetch_max(last, Ordering::AcqRel);
             // Fails only once the fan-out task is gone, when the runtime shuts down.
             let _ = self.batches.send(changes.to_vec());
         }
@@ -248,5 +267,18 @@ mod tests {
         let started = tokio::time::Instant::now();
         assert_eq!(sequencer.delivered_at_least(99).await, 11);
         assert!(started.elapsed() >= DELIVERY_PATIENCE);
+    }
+
+    #[tokio::test]
+    async fn the_current_revision_is_the_highest_given_even_before_its_gap_fills() {
+        let (hub, _receiver) = hub();
+        let sequencer = Sequencer::new(hub, 10);
+        assert_eq!(sequencer.latest(), 10, "the store's revision at start");
+        sequencer.publish(&[change(13), change(12)]);
+        assert_eq!(sequencer.latest(), 13);
+        assert_eq!(sequencer.delivered(), 10, "11 is missing: W stays");
+        sequencer.publish(&[change(11)]);
+        assert_eq!(sequencer.delivered_at_least(13).await, 13);
+        assert_eq!(sequencer.latest(), 13);
     }
 }

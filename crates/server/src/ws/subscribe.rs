@@ -75,9 +75,8 @@ pub(crate) async fn subscribe(
         conn.hub
             .subscribe(&conn.subscriber, pattern.clone(), conn.filtered);
     }
-    let store = conn.executor.store();
     let answered = conn
-        .send(reply::subscribed(&sources, store.revision(), id))
+        .send(reply::subscribed(&sources, current_revision(conn), id))
         .await;
     // A failed send means the session is ending: nothing more to replay to it.
     let (Ok(()), Some(since)) = (&answered, since) else {
@@ -90,6 +89,14 @@ pub(crate) async fn subscribe(
     conn.subscriber
         .end_replay(replayed_up_to, |key| covers(conn, &patterns, key));
     (200, outcome)
+}
+
+/// The current revision: the highest the sequencer was given (from any source), or one
+/// the store committed and a reader may have seen a moment before it was published.
+fn current_revision(conn: &Connection) -> u64 {
+    conn.sequencer
+        .latest()
+        .max(conn.executor.store().revision())
 }
 
 /// Whether the replay of `patterns` sends changes of `key` (the access pattern
@@ -108,7 +115,7 @@ async fn replay(
     replayed_up_to: &mut u64,
 ) -> Result<(), Closed> {
     let store = conn.executor.store();
-    if *replayed_up_to > store.revision() {
+    if *replayed_up_to > current_revision(conn) {
         // A revision this store never reached comes from another history (the store
         // was restored from an older backup, say): the client must re-read.
         *replayed_up_to = conn.sequencer.delivered();
@@ -166,5 +173,5 @@ pub(crate) fn unsubscribe(conn: &Connection, sources: &[String], id: Option<&Raw
         .filter(|source| conn.hub.unsubscribe(conn.subscriber.id(), source))
         .cloned()
         .collect();
-    reply::subscribed(&removed, conn.executor.store().revision(), id)
+    reply::subscribed(&removed, current_revision(conn), id)
 }

@@ -2,7 +2,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use futures_util::{Stream, TryStreamExt};
 use ripplekv_proto::client::Reply;
@@ -11,6 +10,7 @@ use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::connection::{self, Command, Shared};
+use crate::pacing::{retry_hint, Bucket};
 use crate::{
     Auth, ClientConfig, ConnectionEvent, Error, Record, Stats, Subscription, WriteOptions, Written,
 };
@@ -401,49 +401,6 @@ fn wire_options(options: WriteOptions) -> ripplekv_proto::WriteOptions {
     }
 }
 
-/// The delay a 429 message asks for ("retry after N ms"), or one second.
-fn retry_hint(message: &str) -> Duration {
-    message
-        .split_whitespace()
-        .skip_while(|word| *word != "after")
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .map_or(Duration::from_secs(1), Duration::from_millis)
-}
-
-/// A token bucket for the client-side rate limit.
-#[derive(Debug)]
-struct Bucket {
-    rate: f64,
-    tokens: f64,
-    updated: Instant,
-}
-
-impl Bucket {
-    fn new(rate: u32) -> Self {
-        let rate = f64::from(rate.max(1));
-        Bucket {
-            rate,
-            tokens: rate,
-            updated: Instant::now(),
-        }
-    }
-
-    /// Takes a token; returns how long to wait before using it.
-    fn take(&mut self) -> Duration {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.updated).as_secs_f64() * self.rate)
-            .min(self.rate);
-        self.updated = now;
-        self.tokens -= 1.0;
-        if self.tokens >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-self.tokens / self.rate)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,27 +413,6 @@ mod tests {
         assert_eq!(
             socket_url("ws://h:1/ws", &Auth::Token("t".into())),
             "ws://h:1/ws?token=t"
-        );
-    }
-
-    #[test]
-    fn retry_hints() {
-        assert_eq!(
-            retry_hint("Rate limit exceeded; retry after 250 ms"),
-            Duration::from_millis(250)
-        );
-        assert_eq!(retry_hint("slow down"), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn bucket_spaces_requests() {
-        let mut bucket = Bucket::new(10);
-        for _ in 0..10 {
-            assert_eq!(bucket.take(), Duration::ZERO);
-        }
-        assert!(
-            bucket.take() > Duration::ZERO,
-            "the 11th request within a second waits"
         );
     }
 }

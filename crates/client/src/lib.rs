@@ -31,6 +31,7 @@ mod client;
 mod config;
 mod connection;
 mod error;
+mod pacing;
 mod subscription;
 mod types;
 

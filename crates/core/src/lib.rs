@@ -7,6 +7,7 @@
 //! request JSON; the only JSON it parses is a stored value, because PATCH merges JSON
 //! documents. Every failure is an [`Error`] whose status code is fixed in one table.
 
+pub mod change;
 pub mod error;
 pub mod limits;
 pub mod metrics;
@@ -14,11 +15,10 @@ pub mod mutation;
 pub mod pattern;
 pub mod store;
 
+pub use change::{Change, ChangeOp, Previous};
 pub use error::Error;
 pub use limits::Limits;
-pub use mutation::{
-    apply, plan, Applied, Change, ChangeOp, Mutation, Planned, Previous, WriteOp, MAX_TTL_MS,
-};
+pub use mutation::{apply, plan, Applied, Mutation, Planned, WriteOp, MAX_TTL_MS};
 pub use pattern::{Pattern, PatternKind};
 pub use store::{
     now_ms, ChangeSink, ChangesSince, PendingWrite, RangePage, Record, Retention, Revision,

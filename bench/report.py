@@ -90,6 +90,9 @@ print(f"taskset -c 1 ripplekv bench idle -n {idle_n} --hold 3       # RSS read f
 print("taskset -c 1 redis-benchmark -c 50 -P 1|32 -t get; -c 1 -t get; -c 50 -t set (appendfsync always)")
 print("```")
 print("\nWhere a target is missed the table says so; the measurement is not bent to meet it.")
+print("\nAbsolute figures move with the machine (the echo floor above shows how fast its")
+print("WebSocket path is in this run). To tell whether a change moved a figure, compare two")
+print("builds side by side in one run with `bash bench/ab.sh OLD_BINARY NEW_BINARY`.")
 
 # The chart: each measurement's ratio to its baseline, with the target marked.
 width, bar_h, gap, left = 860, 26, 14, 360

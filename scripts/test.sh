@@ -114,6 +114,25 @@ else
   echo "not built: no Docker daemon here (bash scripts/docker-test.sh where there is one)"
 fi
 
+step "PostgreSQL for the PostgreSQL store's tests"
+# They make a database of their own on RIPPLEKV_TEST_POSTGRES (by default the server on
+# 127.0.0.1:5432). Where none runs, start a private one for this run.
+if [ -z "${RIPPLEKV_TEST_POSTGRES:-}" ] && ! "$RIPPLEKV_PG_BIN/pg_isready" -q -h 127.0.0.1 -p 5432; then
+  pg_dir="$PWD/target/test-postgres"
+  pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  as_pg=()
+  if [ "$(id -u)" = 0 ]; then as_pg=(runuser -u postgres --); fi
+  rm -rf "$pg_dir" && mkdir -p "$pg_dir" && chmod 777 "$pg_dir"
+  "${as_pg[@]}" "$RIPPLEKV_PG_BIN/initdb" -D "$pg_dir/data" -U postgres --auth=trust >/dev/null
+  "${as_pg[@]}" "$RIPPLEKV_PG_BIN/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
+    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1" start >/dev/null
+  trap '"${as_pg[@]}" "$RIPPLEKV_PG_BIN/pg_ctl" -D "$pg_dir/data" -m fast stop >/dev/null 2>&1 || true' EXIT
+  export RIPPLEKV_TEST_POSTGRES="postgres://postgres@127.0.0.1:$pg_port/postgres"
+  echo "started a private PostgreSQL for this run at $RIPPLEKV_TEST_POSTGRES"
+else
+  echo "using ${RIPPLEKV_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
+fi
+
 step "Rust tests"
 if [ "$runner" = nextest ]; then
   cargo test --workspace --locked --doc # nextest does not run doc-tests

@@ -12,7 +12,9 @@ use ripplekv_core::{
     Change, ChangeOp, ChangeSink, ChangesSince, Error, Limits, Mutation, Record, Retention, Store,
     WriteOp,
 };
-use ripplekv_storage::{Durability, MemoryStore, RedbStore};
+use ripplekv_storage::{Durability, MemoryStore, PostgresStore, RedbStore};
+
+mod support;
 
 fn set(key: &str, value: &str) -> Mutation {
     Mutation::new(key, WriteOp::Set(value.into()))
@@ -464,6 +466,14 @@ macro_rules! conformance {
     };
 }
 
+async fn postgres() -> (support::TestDatabase, Arc<dyn Store>) {
+    let database = support::TestDatabase::create().await;
+    let store = PostgresStore::connect(&database.url, Limits::default())
+        .await
+        .unwrap();
+    (database, Arc::new(store))
+}
+
 fn memory() -> (Option<tempfile::TempDir>, Arc<dyn Store>) {
     (None, Arc::new(MemoryStore::new(Limits::default())))
 }
@@ -477,6 +487,7 @@ fn redb(durability: Durability) -> (Option<tempfile::TempDir>, Arc<dyn Store>) {
 conformance!(memory_store, memory());
 conformance!(redb_sync, redb(Durability::Sync));
 conformance!(redb_relaxed, redb(Durability::Relaxed));
+conformance!(postgres, postgres().await);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redb_keeps_data_and_revision_across_reopen() {

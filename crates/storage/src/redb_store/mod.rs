@@ -34,13 +34,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-use ripplekv_core::metrics::{Histogram, BATCH_SIZES, LATENCY_SECONDS};
 use ripplekv_core::{
     now_ms, Change, ChangeSink, ChangesSince, Error, Limits, Mutation, PendingWrite, RangePage,
     Record, Retention, Revision, SinkSlot, Snapshot, Store,
 };
 use tokio::sync::oneshot;
 
+pub use crate::stats::WriterStats;
 use codec::{decode, decode_change};
 pub use restore::{restore, RESTORE_REVISION_GAP};
 use writer::Writer;
@@ -77,42 +77,12 @@ pub enum Durability {
     Relaxed,
 }
 
-/// Counters of the group commit, for logs, metrics and benchmarks.
-#[derive(Debug)]
-pub struct WriterStats {
-    /// Writes per committed transaction.
-    pub batch_sizes: Histogram,
-    /// Time to commit a transaction, fsync included in `sync` mode.
-    pub commit_seconds: Histogram,
-    /// Entries in the change log (revision minus log floor).
-    pub log_entries: AtomicU64,
-    /// Transactions that committed at least one write.
-    pub commits: AtomicU64,
-    /// Writes committed (including ones answered with an error such as 404).
-    pub writes: AtomicU64,
-    /// The largest number of writes committed together.
-    pub max_batch: AtomicU64,
-}
-
 /// The durable embedded store. See the module documentation.
 #[derive(Debug)]
 pub struct RedbStore {
     shared: Arc<Shared>,
     jobs: flume::Sender<Job>,
     writer: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Default for WriterStats {
-    fn default() -> Self {
-        WriterStats {
-            batch_sizes: Histogram::new(BATCH_SIZES),
-            commit_seconds: Histogram::new(LATENCY_SECONDS),
-            log_entries: AtomicU64::new(0),
-            commits: AtomicU64::new(0),
-            writes: AtomicU64::new(0),
-            max_batch: AtomicU64::new(0),
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -316,17 +286,7 @@ impl Store for RedbStore {
     }
 
     fn render_metrics(&self, out: &mut String) {
-        use std::fmt::Write;
-        let stats = &self.shared.stats;
-        out.push_str("# HELP ripplekv_store_commit_batch_size Writes committed together in one transaction.\n# TYPE ripplekv_store_commit_batch_size histogram\n");
-        stats
-            .batch_sizes
-            .render(out, "ripplekv_store_commit_batch_size", "");
-        out.push_str("# HELP ripplekv_store_commit_seconds Time to commit a transaction (fsync included with sync durability).\n# TYPE ripplekv_store_commit_seconds histogram\n");
-        stats
-            .commit_seconds
-            .render(out, "ripplekv_store_commit_seconds", "");
-        let _ = writeln!(out, "# HELP ripplekv_changelog_entries Changes retained for since replays.\n# TYPE ripplekv_changelog_entries gauge\nripplekv_changelog_entries {}", stats.log_entries.load(Ordering::Relaxed));
+        self.shared.stats.render(out);
     }
 
     async fn snapshot(&self) -> Result<Snapshot, Error> {

@@ -1,0 +1,333 @@
+//! The PostgreSQL store: any number of RippleKV nodes share one database.
+//!
+//! Data lives in the `ripplekv` schema (see `schema`): `kv` (key → value, revision,
+//! expiry), `changes` (the change log, one row per revision), `clock` (the store-wide
+//! revision, one row) and `meta`. Each node has one writer task with its own
+//! connection, which group-commits every queued write in one transaction under the
+//! clock row's lock (see `writer`): revisions are dense and commit-ordered across all
+//! nodes, and a write is acknowledged only after its transaction committed (with
+//! PostgreSQL's `synchronous_commit`, after the WAL was flushed). Reads go through a
+//! small pool and never take the lock. TTLs follow the database's clock.
+//!
+//! Changes are published to the node's sink by its writer, for its own commits and for
+//! others' commits it finds under the lock; a node that writes nothing learns of other
+//! nodes' commits from the feed (`LISTEN/NOTIFY` or Redis) the server runs beside it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use ripplekv_core::{
+    ChangeSink, ChangesSince, Error, Limits, Mutation, PendingWrite, RangePage, Record, Retention,
+    Revision, SinkSlot, Snapshot, Store,
+};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::stats::WriterStats;
+use rows::{from_sql, sql_int, CHANGE_COLUMNS};
+use writer::Writer;
+
+mod rows;
+mod schema;
+mod snapshot;
+mod writer;
+
+/// Most writes committed in one transaction; bounds the time the clock is held.
+pub(crate) const MAX_BATCH: usize = 256;
+/// Writes that may wait for the writer before submitters are made to wait.
+const QUEUE_CAPACITY: usize = 8192;
+/// Connections for reads (the writer has its own).
+const READ_POOL_SIZE: usize = 8;
+
+/// Live records only, by the database's clock.
+const LIVE: &str = "(expires_at_ms IS NULL OR expires_at_ms > ripplekv.now_ms())";
+
+/// The store over one PostgreSQL database. See the module documentation.
+#[derive(Debug)]
+pub struct PostgresStore {
+    shared: Arc<Shared>,
+    jobs: flume::Sender<Job>,
+    pool: Pool,
+    config: Config,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    revision: AtomicU64,
+    stats: WriterStats,
+    sink: SinkSlot,
+}
+
+enum Job {
+    Write(Mutation, oneshot::Sender<Result<Change, Error>>),
+    ExpireDue(oneshot::Sender<Result<usize, Error>>),
+    Close(oneshot::Sender<Result<(), Error>>),
+}
+
+use ripplekv_core::Change;
+
+/// A database failure as clients see it: a lost or refused connection is 503 (the
+/// request may be retried), anything else an internal error (logged, never shown).
+fn db_error(err: tokio_postgres::Error) -> Error {
+    let connection_lost = err.is_closed()
+        || err.code().is_none_or(|code| {
+            let code = code.code();
+            code.starts_with("08") || code.starts_with("57P")
+        });
+    if connection_lost {
+        tracing::warn!(error = %err, "database unavailable");
+        Error::Unavailable
+    } else {
+        Error::internal(err)
+    }
+}
+
+/// A connection of its own (not pooled), driven by a task of its own.
+async fn connect(config: &Config) -> Result<Client, Error> {
+    let (client, connection) = config.connect(NoTls).await.map_err(db_error)?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::warn!(error = %err, "database connection ended");
+        }
+    });
+    Ok(client)
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/db`), creates or
+    /// migrates the schema, and starts the writer, with the default retention.
+    pub async fn connect(url: &str, limits: Limits) -> Result<Self, Error> {
+        Self::connect_with(url, limits, Retention::default()).await
+    }
+
+    /// [`PostgresStore::connect`] with a change-log retention of its own.
+    pub async fn connect_with(
+        url: &str,
+        limits: Limits,
+        retention: Retention,
+    ) -> Result<Self, Error> {
+        let config: Config = url
+            .parse()
+            .map_err(|err| Error::Invalid(format!("Invalid PostgreSQL URL: {err}")))?;
+        let client = connect(&config).await?;
+        schema::migrate(&client).await?;
+        let row = client
+            .query_one(
+                "SELECT (SELECT revision FROM ripplekv.clock), \
+                 (SELECT log_floor FROM ripplekv.meta)",
+                &[],
+            )
+            .await
+            .map_err(db_error)?;
+        let (revision, floor) = (from_sql(row.get(0)), from_sql(row.get(1)));
+        let manager = Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(READ_POOL_SIZE)
+            .build()
+            .map_err(Error::internal)?;
+        let shared = Arc::new(Shared {
+            revision: AtomicU64::new(revision),
+            stats: WriterStats::default(),
+            sink: SinkSlot::default(),
+        });
+        let (jobs, queue) = flume::bounded(QUEUE_CAPACITY);
+        let writer = Writer::new(
+            config.clone(),
+            client,
+            Arc::clone(&shared),
+            limits,
+            retention,
+            floor,
+        );
+        let writer = tokio::spawn(writer.run(queue));
+        Ok(PostgresStore {
+            shared,
+            jobs,
+            pool,
+            config,
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    async fn reader(&self) -> Result<Object, Error> {
+        self.pool.get().await.map_err(|err| {
+            tracing::warn!(error = %err, "no database connection for a read");
+            Error::Unavailable
+        })
+    }
+
+    async fn job<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Job,
+    ) -> Result<T, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send_async(job(reply))
+            .await
+            .map_err(|_| Error::Unavailable)?;
+        answer.await.map_err(|_| Error::Unavailable)?
+    }
+}
+
+/// A RANGE bound as SQL can hold it. Keys never contain U+0000, so a bound with one
+/// cuts there: a start `K\0…` means "after K" (every longer key starting with K sorts
+/// after it), an end `K\0…` means "up to K".
+fn cut_at_nul(bound: &str) -> (&str, bool) {
+    match bound.find('\0') {
+        Some(at) => (&bound[..at], true),
+        None => (bound, false),
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn get(&self, key: &str) -> Result<Option<Record>, Error> {
+        let client = self.reader().await?;
+        let sql = format!(
+            "SELECT value, revision, expires_at_ms FROM ripplekv.kv WHERE key = $1 AND {LIVE}"
+        );
+        let statement = client.prepare_cached(&sql).await.map_err(db_error)?;
+        let row = client
+            .query_opt(&statement, &[&key])
+            .await
+            .map_err(db_error)?;
+        row.map(|row| rows::record(&row, 0)).transpose()
+    }
+
+    async fn range(&self, start: &str, end: &str, limit: usize) -> Result<RangePage, Error> {
+        if start > end {
+            return Ok(RangePage::default());
+        }
+        let ((start, after), (end, _)) = (cut_at_nul(start), cut_at_nul(end));
+        let from = if after { ">" } else { ">=" };
+        let sql = format!(
+            "SELECT key, value, revision, expires_at_ms FROM ripplekv.kv \
+             WHERE key {from} $1 AND key <= $2 AND {LIVE} ORDER BY key LIMIT $3"
+        );
+        let client = self.reader().await?;
+        let statement = client.prepare_cached(&sql).await.map_err(db_error)?;
+        let fetch = sql_int(limit as u64 + 1);
+        let rows = client
+            .query(&statement, &[&start, &end, &fetch])
+            .await
+            .map_err(db_error)?;
+        let mut records = rows
+            .iter()
+            .map(|row| Ok((row.get(0), rows::record(row, 1)?)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let truncated = records.len() > limit;
+        records.truncate(limit);
+        Ok(RangePage { records, truncated })
+    }
+
+    async fn submit(&self, mutation: Mutation) -> Result<PendingWrite, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send_async(Job::Write(mutation, reply))
+            .await
+            .map_err(|_| Error::Unavailable)?;
+        Ok(PendingWrite::later(async move {
+            answer.await.map_err(|_| Error::Unavailable)?
+        }))
+    }
+
+    async fn expire_due(&self) -> Result<usize, Error> {
+        // Peek first, so an idle store never takes the clock just to sweep.
+        let client = self.reader().await?;
+        let sql =
+            "SELECT EXISTS (SELECT 1 FROM ripplekv.kv WHERE expires_at_ms <= ripplekv.now_ms())";
+        let statement = client.prepare_cached(sql).await.map_err(db_error)?;
+        let due: bool = client
+            .query_one(&statement, &[])
+            .await
+            .map_err(db_error)?
+            .get(0);
+        drop(client);
+        if !due {
+            return Ok(0);
+        }
+        self.job(Job::ExpireDue).await
+    }
+
+    async fn changes_since(&self, after: Revision, limit: usize) -> Result<ChangesSince, Error> {
+        let mut client = self.reader().await?;
+        // One snapshot for the floor and the rows, so they always agree.
+        let txn = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(db_error)?;
+        let floor: i64 = txn
+            .query_one("SELECT log_floor FROM ripplekv.meta", &[])
+            .await
+            .map_err(db_error)?
+            .get(0);
+        let floor = from_sql(floor);
+        if after < floor {
+            return Ok(ChangesSince::TooOld { floor });
+        }
+        let sql = format!(
+            "SELECT {CHANGE_COLUMNS} FROM ripplekv.changes WHERE revision > $1 \
+             ORDER BY revision LIMIT $2"
+        );
+        let rows = txn
+            .query(&sql, &[&sql_int(after), &sql_int(limit as u64)])
+            .await
+            .map_err(db_error)?;
+        txn.commit().await.map_err(db_error)?;
+        let changes = rows.iter().map(rows::change).collect::<Result<_, _>>()?;
+        Ok(ChangesSince::Changes(changes))
+    }
+
+    fn revision(&self) -> Revision {
+        self.shared.revision.load(Ordering::Acquire)
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, Error> {
+        snapshot::open(&self.config).await
+    }
+
+    async fn close(&self) -> Result<(), Error> {
+        let (reply, answer) = oneshot::channel();
+        if self.jobs.send_async(Job::Close(reply)).await.is_err() {
+            return Ok(()); // already closed
+        }
+        let result = answer.await.unwrap_or(Ok(()));
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(writer) = writer {
+            let _ = writer.await;
+        }
+        let stats = &self.shared.stats;
+        tracing::info!(
+            commits = stats.commits.load(Ordering::Relaxed),
+            writes = stats.writes.load(Ordering::Relaxed),
+            revision = self.revision(),
+            "store closed"
+        );
+        result
+    }
+
+    fn set_change_sink(&self, sink: Arc<dyn ChangeSink>) {
+        self.shared.sink.set(sink);
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        self.shared.stats.render(out);
+    }
+}

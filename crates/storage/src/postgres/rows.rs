@@ -1,0 +1,99 @@
+//! Rows to domain types and back: records, changes, and revisions (PostgreSQL's
+//! `bigint` is signed; revisions and times are never near 2^63).
+
+use ripplekv_core::{Change, ChangeOp, Error, Previous, Record};
+use tokio_postgres::Row;
+
+/// The columns of a change row, in the order [`change`] reads them.
+pub(super) const CHANGE_COLUMNS: &str =
+    "revision, key, op, value, previous, stored, expires_at_ms, at_ms";
+
+/// A revision or time as PostgreSQL stores it.
+pub(super) fn sql_int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A revision or time as read back (a negative one cannot be stored by this code).
+pub(super) fn from_sql(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn text(bytes: Vec<u8>) -> Result<String, Error> {
+    String::from_utf8(bytes).map_err(|_| Error::internal("a stored value is not UTF-8"))
+}
+
+/// A record from `value, revision, expires_at_ms` starting at column `first`.
+pub(super) fn record(row: &Row, first: usize) -> Result<Record, Error> {
+    Ok(Record {
+        value: text(row.get(first))?,
+        revision: from_sql(row.get(first + 1)),
+        expires_at_ms: row.get::<_, Option<i64>>(first + 2).map(from_sql),
+    })
+}
+
+/// A change from the [`CHANGE_COLUMNS`].
+pub(super) fn change(row: &Row) -> Result<Change, Error> {
+    let code: i16 = row.get(2);
+    let op = u8::try_from(code)
+        .ok()
+        .and_then(ChangeOp::from_code)
+        .ok_or_else(|| Error::internal(format!("unknown change op {code} in the log")))?;
+    let value = row.get::<_, Option<Vec<u8>>>(3).map(text).transpose()?;
+    let stored = match row.get::<_, Option<Vec<u8>>>(5) {
+        Some(bytes) => Some(text(bytes)?),
+        // Kept once when it equals the notified value; deletes and expiries have none.
+        None if matches!(op, ChangeOp::Delete | ChangeOp::Expire) => None,
+        None => value.clone(),
+    };
+    Ok(Change {
+        revision: from_sql(row.get(0)),
+        key: row.get(1),
+        op,
+        value,
+        timestamp_ms: from_sql(row.get(7)),
+        previous: row
+            .get::<_, Option<i64>>(4)
+            .map_or(Previous::Absent, |revision| {
+                Previous::At(from_sql(revision))
+            }),
+        stored,
+        expires_at_ms: row.get::<_, Option<i64>>(6).map(from_sql),
+    })
+}
+
+/// Changes as the column arrays one `INSERT … SELECT FROM unnest(…)` takes.
+#[derive(Default)]
+pub(super) struct ChangeColumns<'a> {
+    pub(super) revisions: Vec<i64>,
+    pub(super) keys: Vec<&'a str>,
+    pub(super) ops: Vec<i16>,
+    pub(super) values: Vec<Option<&'a [u8]>>,
+    pub(super) previous: Vec<Option<i64>>,
+    pub(super) stored: Vec<Option<&'a [u8]>>,
+    pub(super) expiries: Vec<Option<i64>>,
+    pub(super) times: Vec<i64>,
+}
+
+impl<'a> ChangeColumns<'a> {
+    pub(super) fn new(changes: &'a [Change]) -> Self {
+        let mut columns = ChangeColumns::default();
+        for change in changes {
+            columns.revisions.push(sql_int(change.revision));
+            columns.keys.push(&change.key);
+            columns.ops.push(i16::from(change.op.code()));
+            let value = change.value.as_deref().map(str::as_bytes);
+            columns.values.push(value);
+            columns.previous.push(match change.previous {
+                Previous::At(revision) => Some(sql_int(revision)),
+                Previous::Absent | Previous::Unknown => None,
+            });
+            let stored = change.stored.as_deref().map(str::as_bytes);
+            columns
+                .stored
+                .push(if stored == value { None } else { stored });
+            columns.expiries.push(change.expires_at_ms.map(sql_int));
+            columns.times.push(sql_int(change.timestamp_ms));
+        }
+        columns
+    }
+}

@@ -1,0 +1,470 @@
+//! The writer task: takes every queued write (up to [`MAX_BATCH`]), applies the batch
+//! in one transaction, commits, publishes the changes and answers the writers; sweeps
+//! expired keys; trims the change log.
+//!
+//! A batch transaction locks the clock row first and holds it to COMMIT, so batches of
+//! every node are serialised and revisions are dense, in commit order. Under the lock
+//! the writer reads the batch's keys, runs `ripplekv_core::plan` on each write (the
+//! same semantics as every backend, with the database's clock as "now"), then writes
+//! the rows, the change log and the new head in one pipelined round trip. A head above
+//! what this node last committed means someone else committed in between (another node,
+//! or this one in a commit whose answer was lost): those changes are read from the log
+//! under the lock and published before this batch's, so the node's sequencer gets a
+//! gap-free sequence.
+//!
+//! Any database failure answers the whole batch with 503 (never an acknowledgement for
+//! a write that may not have committed) and drops the connection; the next batch
+//! connects again.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::try_join3;
+use ripplekv_core::{plan, Change, Error, Limits, Mutation, Record, Retention, Revision};
+use tokio::sync::oneshot;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, Transaction};
+
+use super::rows::{self, from_sql, sql_int, ChangeColumns, CHANGE_COLUMNS};
+use super::{connect, db_error, Job, Shared, MAX_BATCH};
+
+/// How often the change log is checked for entries past their age.
+const AGE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// Most keys expired in one commit, to keep commits short.
+const MAX_EXPIRED_PER_COMMIT: i64 = 1000;
+
+type Reply = oneshot::Sender<Result<Change, Error>>;
+
+/// The state of the writer task.
+pub(super) struct Writer {
+    config: Config,
+    client: Option<Client>,
+    shared: Arc<Shared>,
+    limits: Limits,
+    retention: Retention,
+    /// The head this node last committed or saw under the clock lock.
+    known: Revision,
+    /// The change log's floor as this node last set or read it.
+    floor: Revision,
+    last_age_check: Instant,
+}
+
+/// What one locked transaction produced: changes others committed before it, then its
+/// own, all to be published in that order.
+struct Committed<T> {
+    result: T,
+    earlier: Vec<Change>,
+    own: Vec<Change>,
+}
+
+impl Writer {
+    pub(super) fn new(
+        config: Config,
+        client: Client,
+        shared: Arc<Shared>,
+        limits: Limits,
+        retention: Retention,
+        floor: Revision,
+    ) -> Self {
+        let known = shared.revision.load(Ordering::Acquire);
+        Writer {
+            config,
+            client: Some(client),
+            shared,
+            limits,
+            retention,
+            known,
+            floor,
+            last_age_check: Instant::now(),
+        }
+    }
+
+    pub(super) async fn run(mut self, jobs: flume::Receiver<Job>) {
+        while let Ok(first) = jobs.recv_async().await {
+            let mut writes = Vec::new();
+            let mut sweeps = Vec::new();
+            let mut close = None;
+            let mut next = Some(first);
+            while let Some(job) = next.take() {
+                match job {
+                    Job::Write(mutation, reply) => writes.push((mutation, reply)),
+                    Job::ExpireDue(reply) => sweeps.push(reply),
+                    Job::Close(reply) => close = Some(reply),
+                }
+                if close.is_some() || writes.len() >= MAX_BATCH {
+                    break;
+                }
+                next = jobs.try_recv().ok();
+            }
+            if !writes.is_empty() {
+                self.commit_batch(writes).await;
+            }
+            if !sweeps.is_empty() {
+                let outcome = self.expire_due().await;
+                for reply in sweeps {
+                    let _ = reply.send(outcome.clone());
+                }
+            }
+            if let Some(reply) = close {
+                // Finish every write queued before the close, then stop.
+                let mut queued: Vec<_> = jobs
+                    .drain()
+                    .filter_map(|job| match job {
+                        Job::Write(mutation, reply) => Some((mutation, reply)),
+                        Job::ExpireDue(_) | Job::Close(_) => None,
+                    })
+                    .collect();
+                while !queued.is_empty() {
+                    let rest = queued.split_off(queued.len().min(MAX_BATCH));
+                    self.commit_batch(queued).await;
+                    queued = rest;
+                }
+                let _ = reply.send(Ok(()));
+                return;
+            }
+        }
+    }
+
+    async fn client(&mut self) -> Result<&mut Client, Error> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = Some(connect(&self.config).await?);
+        }
+        self.client
+            .as_mut()
+            .ok_or_else(|| Error::internal("no database connection"))
+    }
+
+    /// Applies the batch in one transaction, commits, publishes, then answers.
+    async fn commit_batch(&mut self, writes: Vec<(Mutation, Reply)>) {
+        let count = writes.len() as u64;
+        let (mutations, replies): (Vec<_>, Vec<_>) = writes.into_iter().unzip();
+        let committing = Instant::now();
+        match self.transact_writes(mutations).await {
+            Ok(committed) => {
+                let stats = &self.shared.stats;
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats.writes.fetch_add(count, Ordering::Relaxed);
+                stats.max_batch.fetch_max(count, Ordering::Relaxed);
+                stats.batch_sizes.observe(count as f64);
+                stats
+                    .commit_seconds
+                    .observe(committing.elapsed().as_secs_f64());
+                self.publish(&committed);
+                for (reply, outcome) in replies.into_iter().zip(committed.result) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, writes = count, "batch not committed; answered 503");
+                self.client = None;
+                for reply in replies {
+                    let _ = reply.send(Err(Error::Unavailable));
+                }
+            }
+        }
+    }
+
+    fn publish<T>(&mut self, committed: &Committed<T>) {
+        self.shared.sink.publish(&committed.earlier);
+        self.shared.sink.publish(&committed.own);
+    }
+
+    async fn transact_writes(
+        &mut self,
+        mutations: Vec<Mutation>,
+    ) -> Result<Committed<Vec<Result<Change, Error>>>, Error> {
+        let limits = self.limits;
+        let (known, floor, retention) = (self.known, self.floor, self.retention);
+        let check_age = self.last_age_check.elapsed() >= AGE_CHECK_INTERVAL;
+        let client = self.client().await?;
+        let txn = client.transaction().await.map_err(db_error)?;
+        let (head, now) = lock_clock(&txn).await?;
+        let earlier = read_log(&txn, known, head).await?;
+
+        let keys: Vec<&str> = mutations
+            .iter()
+            .map(|mutation| mutation.key.as_str())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut current: HashMap<String, Option<Record>> = HashMap::new();
+        for row in txn
+            .query(
+                "SELECT key, value, revision, expires_at_ms FROM ripplekv.kv WHERE key = ANY($1)",
+                &[&keys],
+            )
+            .await
+            .map_err(db_error)?
+        {
+            current.insert(row.get(0), Some(rows::record(&row, 1)?));
+        }
+
+        let mut revision = head;
+        let mut outcomes = Vec::with_capacity(mutations.len());
+        let mut own = Vec::new();
+        let mut dirty = Vec::new();
+        for mutation in mutations {
+            let key = mutation.key.clone();
+            let stored = current.get(&key).cloned().flatten();
+            match plan(mutation, stored.as_ref(), &limits, revision + 1, now) {
+                Ok(planned) => {
+                    revision = planned.revision();
+                    own.extend(planned.changes().cloned());
+                    if !dirty.contains(&key) {
+                        dirty.push(key.clone());
+                    }
+                    current.insert(key, planned.record);
+                    outcomes.push(Ok(planned.change));
+                }
+                // Per-write failures (404, 409, bad ATOMIC) are answers, not aborts.
+                Err(err) => outcomes.push(Err(err)),
+            }
+        }
+        let mut new_floor = floor;
+        if own.is_empty() {
+            txn.rollback().await.map_err(db_error)?;
+        } else {
+            write_rows(&txn, &dirty, &current).await?;
+            append(&txn, &own, revision).await?;
+            // After the append, so this batch's own entries count as young.
+            new_floor = trim_log(&txn, floor, revision, now, retention, check_age).await?;
+            txn.commit().await.map_err(db_error)?;
+        }
+        self.floor = new_floor;
+        if check_age {
+            self.last_age_check = Instant::now();
+        }
+        self.advance(revision);
+        Ok(Committed {
+            result: outcomes,
+            earlier,
+            own,
+        })
+    }
+
+    /// Removes records whose TTL ran out, committing an `expire` change for each.
+    async fn expire_due(&mut self) -> Result<usize, Error> {
+        match self.transact_expiry().await {
+            Ok(committed) => {
+                self.publish(&committed);
+                Ok(committed.result)
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "expiry sweep failed");
+                self.client = None;
+                Err(Error::Unavailable)
+            }
+        }
+    }
+
+    async fn transact_expiry(&mut self) -> Result<Committed<usize>, Error> {
+        let known = self.known;
+        let client = self.client().await?;
+        let txn = client.transaction().await.map_err(db_error)?;
+        let (head, now) = lock_clock(&txn).await?;
+        let earlier = read_log(&txn, known, head).await?;
+        let mut due: Vec<(i64, String, i64)> = txn
+            .query(
+                "DELETE FROM ripplekv.kv WHERE key IN (SELECT key FROM ripplekv.kv \
+                 WHERE expires_at_ms <= $1 ORDER BY expires_at_ms LIMIT $2) \
+                 RETURNING expires_at_ms, key, revision",
+                &[&sql_int(now), &MAX_EXPIRED_PER_COMMIT],
+            )
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect();
+        // Expire in the order they were due, as the embedded store does.
+        due.sort();
+        let mut revision = head;
+        let own: Vec<Change> = due
+            .iter()
+            .map(|(_, key, previous)| {
+                revision += 1;
+                Change::expire(key, from_sql(*previous), revision, now)
+            })
+            .collect();
+        if own.is_empty() {
+            txn.rollback().await.map_err(db_error)?;
+        } else {
+            append(&txn, &own, revision).await?;
+            txn.commit().await.map_err(db_error)?;
+        }
+        self.advance(revision);
+        Ok(Committed {
+            result: own.len(),
+            earlier,
+            own,
+        })
+    }
+
+    fn advance(&mut self, revision: Revision) {
+        self.known = self.known.max(revision);
+        self.shared.revision.fetch_max(self.known, Ordering::AcqRel);
+        let retained = self.known.saturating_sub(self.floor);
+        self.shared
+            .stats
+            .log_entries
+            .store(retained, Ordering::Relaxed);
+    }
+}
+
+/// Locks the clock row (held to COMMIT); returns the head and the database's time.
+async fn lock_clock(txn: &Transaction<'_>) -> Result<(Revision, u64), Error> {
+    let row = txn
+        .query_one(
+            "SELECT revision, ripplekv.now_ms() FROM ripplekv.clock FOR UPDATE",
+            &[],
+        )
+        .await
+        .map_err(db_error)?;
+    Ok((from_sql(row.get(0)), from_sql(row.get(1))))
+}
+
+/// Changes committed after `known` up to `head` (by other nodes, or by this one in a
+/// commit whose answer was lost).
+async fn read_log(
+    txn: &Transaction<'_>,
+    known: Revision,
+    head: Revision,
+) -> Result<Vec<Change>, Error> {
+    if head <= known {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {CHANGE_COLUMNS} FROM ripplekv.changes \
+         WHERE revision > $1 AND revision <= $2 ORDER BY revision"
+    );
+    let rows = txn
+        .query(&sql, &[&sql_int(known), &sql_int(head)])
+        .await
+        .map_err(db_error)?;
+    let changes = rows
+        .iter()
+        .map(rows::change)
+        .collect::<Result<Vec<_>, _>>()?;
+    if changes.len() as u64 != head - known {
+        tracing::warn!(
+            known,
+            head,
+            found = changes.len(),
+            "changes committed elsewhere are no longer all in the log"
+        );
+    }
+    Ok(changes)
+}
+
+/// Writes the final state of every key the batch changed.
+async fn write_rows(
+    txn: &Transaction<'_>,
+    dirty: &[String],
+    current: &HashMap<String, Option<Record>>,
+) -> Result<(), Error> {
+    let (mut keys, mut values, mut revisions, mut expiries) = (vec![], vec![], vec![], vec![]);
+    let mut deleted = vec![];
+    for key in dirty {
+        match current.get(key).and_then(Option::as_ref) {
+            Some(record) => {
+                keys.push(key.as_str());
+                values.push(record.value.as_bytes());
+                revisions.push(sql_int(record.revision));
+                expiries.push(record.expires_at_ms.map(sql_int));
+            }
+            None => deleted.push(key.as_str()),
+        }
+    }
+    let rows: [&(dyn ToSql + Sync); 4] = [&keys, &values, &revisions, &expiries];
+    let upsert = txn.execute(
+        "INSERT INTO ripplekv.kv (key, value, revision, expires_at_ms) \
+         SELECT * FROM unnest($1::text[], $2::bytea[], $3::int8[], $4::int8[]) \
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, \
+         revision = EXCLUDED.revision, expires_at_ms = EXCLUDED.expires_at_ms",
+        &rows,
+    );
+    let gone: [&(dyn ToSql + Sync); 1] = [&deleted];
+    let delete = txn.execute("DELETE FROM ripplekv.kv WHERE key = ANY($1)", &gone);
+    futures_util::future::try_join(upsert, delete)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}
+
+/// Logs `changes` and moves the clock to `head`, in one pipelined round trip.
+async fn append(txn: &Transaction<'_>, changes: &[Change], head: Revision) -> Result<(), Error> {
+    let columns = ChangeColumns::new(changes);
+    let first = changes.first().map_or(head, |change| change.revision);
+    let hint = format!("{first}-{head}");
+    let entries: [&(dyn ToSql + Sync); 8] = [
+        &columns.revisions,
+        &columns.keys,
+        &columns.ops,
+        &columns.values,
+        &columns.previous,
+        &columns.stored,
+        &columns.expiries,
+        &columns.times,
+    ];
+    let log = txn.execute(
+        "INSERT INTO ripplekv.changes (revision, key, op, value, previous, stored, \
+         expires_at_ms, at_ms) SELECT * FROM unnest($1::int8[], $2::text[], $3::int2[], \
+         $4::bytea[], $5::int8[], $6::bytea[], $7::int8[], $8::int8[])",
+        &entries,
+    );
+    let head = sql_int(head);
+    let head_param: [&(dyn ToSql + Sync); 1] = [&head];
+    let clock = txn.execute("UPDATE ripplekv.clock SET revision = $1", &head_param);
+    // A wake-up hint for other nodes; the log above is what they read.
+    let hint_param: [&(dyn ToSql + Sync); 1] = [&hint];
+    let notify = txn.execute("SELECT pg_notify('ripplekv_changes', $1)", &hint_param);
+    try_join3(log, clock, notify).await.map_err(db_error)?;
+    Ok(())
+}
+
+/// Drops change-log entries beyond the retention (by count on every batch, by age at
+/// most every [`AGE_CHECK_INTERVAL`]); returns the new floor.
+async fn trim_log(
+    txn: &Transaction<'_>,
+    floor: Revision,
+    head: Revision,
+    now: u64,
+    retention: Retention,
+    check_age: bool,
+) -> Result<Revision, Error> {
+    let mut new_floor = floor.max(head.saturating_sub(retention.max_entries));
+    if check_age {
+        let cutoff =
+            now.saturating_sub(u64::try_from(retention.max_age.as_millis()).unwrap_or(u64::MAX));
+        let first_young: Option<i64> = txn
+            .query_opt(
+                "SELECT revision FROM ripplekv.changes WHERE revision > $1 AND at_ms >= $2 \
+                 ORDER BY revision LIMIT 1",
+                &[&sql_int(floor), &sql_int(cutoff)],
+            )
+            .await
+            .map_err(db_error)?
+            .map(|row| row.get(0));
+        // Every entry before the first young one is old. This batch's entries, just
+        // appended, are young, so there is always one.
+        if let Some(revision) = first_young {
+            new_floor = new_floor.max(from_sql(revision) - 1);
+        }
+    }
+    if new_floor > floor {
+        txn.execute(
+            "DELETE FROM ripplekv.changes WHERE revision > $1 AND revision <= $2",
+            &[&sql_int(floor), &sql_int(new_floor)],
+        )
+        .await
+        .map_err(db_error)?;
+        txn.execute(
+            "UPDATE ripplekv.meta SET log_floor = GREATEST(log_floor, $1)",
+            &[&sql_int(new_floor)],
+        )
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(new_floor)
+}

@@ -1,0 +1,214 @@
+//! What only the PostgreSQL store has to show: several nodes on one database (one
+//! dense revision sequence, each node's sink gap-free, exact conditional writes and
+//! counters across nodes), concurrent first starts, values PostgreSQL's text type
+//! cannot hold, and recovery when the database drops the node's connections.
+//! Every backend's common behaviour is in `conformance.rs`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+
+use ripplekv_core::{Change, ChangeSink, ChangesSince, Error, Limits, Mutation, Store, WriteOp};
+use ripplekv_storage::PostgresStore;
+use tokio_postgres::NoTls;
+
+mod support;
+
+use support::TestDatabase;
+
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Vec<Change>>);
+
+impl ChangeSink for Recorder {
+    fn publish(&self, changes: &[Change]) {
+        self.0.lock().unwrap().extend_from_slice(changes);
+    }
+}
+
+impl Recorder {
+    fn revisions(&self) -> Vec<u64> {
+        self.0.lock().unwrap().iter().map(|c| c.revision).collect()
+    }
+}
+
+async fn node(database: &TestDatabase) -> (Arc<PostgresStore>, Arc<Recorder>) {
+    let store = Arc::new(
+        PostgresStore::connect(&database.url, Limits::default())
+            .await
+            .unwrap(),
+    );
+    let recorder = Arc::new(Recorder::default());
+    store.set_change_sink(recorder.clone());
+    (store, recorder)
+}
+
+fn set(key: &str, value: &str) -> Mutation {
+    Mutation::new(key, WriteOp::Set(value.into()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_starting_at_once_on_an_empty_database_both_come_up() {
+    let database = TestDatabase::create().await;
+    let (a, b) = tokio::join!(
+        PostgresStore::connect(&database.url, Limits::default()),
+        PostgresStore::connect(&database.url, Limits::default()),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    a.write(set("k", "1")).await.unwrap();
+    assert_eq!(b.get("k").await.unwrap().unwrap().value, "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_share_one_dense_revision_sequence_and_each_sink_sees_all_of_it() {
+    let database = TestDatabase::create().await;
+    let (a, seen_by_a) = node(&database).await;
+    let (b, seen_by_b) = node(&database).await;
+    let writers: Vec<_> = [&a, &b]
+        .into_iter()
+        .enumerate()
+        .map(|(n, store)| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                let mut revisions = Vec::new();
+                for i in 0..50 {
+                    let key = format!("{n}-{i}");
+                    revisions.push(store.write(set(&key, "v")).await.unwrap().revision);
+                }
+                revisions
+            })
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        acknowledged.extend(writer.await.unwrap());
+    }
+    acknowledged.sort_unstable();
+    assert_eq!(
+        acknowledged,
+        (1..=100).collect::<Vec<_>>(),
+        "dense, none shared"
+    );
+    // One more write on each node: each publishes whatever the other committed since.
+    a.write(set("last-a", "v")).await.unwrap();
+    b.write(set("last-b", "v")).await.unwrap();
+    assert_eq!(seen_by_b.revisions(), (1..=102).collect::<Vec<_>>());
+    let seen = seen_by_a.revisions();
+    assert_eq!(
+        seen,
+        (1..=seen.len() as u64).collect::<Vec<_>>(),
+        "gap-free"
+    );
+    assert!(seen.len() >= 101);
+    let ChangesSince::Changes(log) = b.changes_since(0, 1000).await.unwrap() else {
+        panic!("everything is retained")
+    };
+    assert_eq!(log.len(), 102);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_writes_and_counters_are_exact_across_nodes() {
+    let database = TestDatabase::create().await;
+    let (a, _) = node(&database).await;
+    let (b, _) = node(&database).await;
+    let created = a.write(set("doc", "v0")).await.unwrap();
+    let conditional = |store: &Arc<PostgresStore>, value: &str| {
+        let store = Arc::clone(store);
+        let mutation = Mutation {
+            if_revision: Some(created.revision),
+            ..set("doc", value)
+        };
+        tokio::spawn(async move { store.write(mutation).await })
+    };
+    let (from_a, from_b) = (conditional(&a, "a"), conditional(&b, "b"));
+    let outcomes = [from_a.await.unwrap(), from_b.await.unwrap()];
+    let winners: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    let loser = outcomes.iter().find_map(|o| o.as_ref().err()).unwrap();
+    assert_eq!(
+        loser,
+        &Error::Conflict {
+            current: winners[0].revision
+        },
+        "the 409 names the winning write's revision"
+    );
+
+    let counters: Vec<_> = (0..4)
+        .map(|n| {
+            let store = Arc::clone(if n % 2 == 0 { &a } else { &b });
+            tokio::spawn(async move {
+                for _ in 0..25 {
+                    store
+                        .write(Mutation::new("n", WriteOp::Atomic(1)))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for counter in counters {
+        counter.await.unwrap();
+    }
+    assert_eq!(a.get("n").await.unwrap().unwrap().value, "100");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_may_hold_u0000_and_range_bounds_may_too() {
+    let database = TestDatabase::create().await;
+    let (store, _) = node(&database).await;
+    store.write(set("a", "x\0y")).await.unwrap();
+    store.write(set("ab", "2")).await.unwrap();
+    store.write(set("b", "3")).await.unwrap();
+    assert_eq!(store.get("a").await.unwrap().unwrap().value, "x\0y");
+    // "after a" paging: a start bound of "a\0" excludes "a" itself.
+    let page = store.range("a\0", "b", 10).await.unwrap();
+    let keys: Vec<_> = page.records.iter().map(|(key, _)| key.as_str()).collect();
+    assert_eq!(keys, ["ab", "b"]);
+    // An end bound of "a\0" includes "a" and nothing after it.
+    let page = store.range("", "a\0", 10).await.unwrap();
+    assert_eq!(page.records.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_connections_are_killed_answers_503_or_truly_and_recovers() {
+    let database = TestDatabase::create().await;
+    let (store, _) = node(&database).await;
+    store.write(set("before", "v")).await.unwrap();
+    let (admin, connection) = tokio_postgres::connect(&support::admin_url(), NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&database.name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed >= 1, "the node's connections were killed");
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    for i in 0..20 {
+        let key = format!("after-{i}");
+        match store.write(set(&key, "v")).await {
+            Ok(_) => acknowledged.push(key),
+            Err(Error::Unavailable) => refused += 1,
+            Err(other) => panic!("a lost connection is 503, not {other:?}"),
+        }
+    }
+    assert!(
+        acknowledged.len() >= 18,
+        "the node reconnects by itself ({refused} refused)"
+    );
+    for key in &acknowledged {
+        let mut read = store.get(key).await;
+        if read == Err(Error::Unavailable) {
+            read = store.get(key).await; // a pooled read connection was killed too
+        }
+        assert!(
+            read.unwrap().is_some(),
+            "{key} was acknowledged: it is stored"
+        );
+    }
+}

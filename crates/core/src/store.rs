@@ -188,10 +188,13 @@ impl std::fmt::Debug for PendingWrite {
     }
 }
 
-/// Receives every committed change, in commit order, before the writers are answered.
+/// Receives every committed change once, in revision order; a change this process
+/// committed arrives before its writer is answered.
 ///
-/// Stores call it from their commit path, so it must not block: the fan-out hub only
-/// matches keys and queues frames.
+/// A store shared by several processes (PostgreSQL) also publishes the others'
+/// commits, as it learns of them, in the same one sequence. The server's sink, its
+/// sequencer, still tolerates repeats and gaps, as a feed of several sources will need.
+/// Stores call it from their commit path, so it must not block.
 pub trait ChangeSink: Send + Sync + std::fmt::Debug {
     /// Receives committed changes in revision order.
     fn publish(&self, changes: &[Change]);

@@ -16,18 +16,50 @@ mod support;
 
 use support::TestDatabase;
 
-#[derive(Debug, Default)]
-struct Recorder(Mutex<Vec<Change>>);
+/// Records what a node publishes, and lets a test await a count.
+#[derive(Debug)]
+struct Recorder {
+    changes: Mutex<Vec<Change>>,
+    count: tokio::sync::watch::Sender<usize>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            changes: Mutex::default(),
+            count: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
 
 impl ChangeSink for Recorder {
     fn publish(&self, changes: &[Change]) {
-        self.0.lock().unwrap().extend_from_slice(changes);
+        let mut recorded = self.changes.lock().unwrap();
+        recorded.extend_from_slice(changes);
+        self.count.send_replace(recorded.len());
     }
 }
 
 impl Recorder {
     fn revisions(&self) -> Vec<u64> {
-        self.0.lock().unwrap().iter().map(|c| c.revision).collect()
+        self.changes
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.revision)
+            .collect()
+    }
+
+    /// Waits until `count` changes were published (failing after 10 s).
+    async fn published(&self, count: usize) {
+        let mut watched = self.count.subscribe();
+        let reached = watched.wait_for(|published| *published >= count);
+        tokio::time::timeout(std::time::Duration::from_secs(10), reached)
+            .await
+            .unwrap_or_else(|_| {
+                panic!("{count} changes were not published: {:?}", self.revisions())
+            })
+            .unwrap();
     }
 }
 
@@ -103,6 +135,42 @@ async fn nodes_share_one_dense_revision_sequence_and_each_sink_sees_all_of_it() 
         panic!("everything is retained")
     };
     assert_eq!(log.len(), 102);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_writes_nothing_publishes_every_other_nodes_commit_in_order() {
+    let database = TestDatabase::create().await;
+    let (a, _) = node(&database).await;
+    let (idle, seen) = node(&database).await;
+    for i in 0..30 {
+        a.write(set(&format!("k{i}"), "v")).await.unwrap();
+    }
+    a.write(Mutation::new("k0", WriteOp::Delete)).await.unwrap();
+    seen.published(31).await;
+    assert_eq!(
+        seen.revisions(),
+        (1..=31).collect::<Vec<_>>(),
+        "once each, in order"
+    );
+    assert_eq!(idle.revision(), 31);
+
+    // Its listener's connection killed, the node still catches up (the probe, then a
+    // new listener).
+    let (admin, connection) = tokio_postgres::connect(&support::admin_url(), NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = $1 AND query = 'LISTEN ripplekv_changes'",
+            &[&database.name],
+        )
+        .await
+        .unwrap();
+    a.write(set("after", "v")).await.unwrap();
+    seen.published(32).await;
+    assert_eq!(seen.revisions().last(), Some(&32));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

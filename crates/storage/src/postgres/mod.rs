@@ -9,9 +9,10 @@
 //! PostgreSQL's `synchronous_commit`, after the WAL was flushed). Reads go through a
 //! small pool and never take the lock. TTLs follow the database's clock.
 //!
-//! Changes are published to the node's sink by its writer, for its own commits and for
-//! others' commits it finds under the lock; a node that writes nothing learns of other
-//! nodes' commits from the feed (`LISTEN/NOTIFY` or Redis) the server runs beside it.
+//! The node's writer is its only publisher: of its own commits, of others' commits it
+//! finds under the lock, and of others' commits it reads when its feed (see `feed`)
+//! says there are some (on `LISTEN/NOTIFY`, and every second whatever happens). So the
+//! node's sink gets every change of every node once, in revision order.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -30,6 +31,7 @@ use crate::stats::WriterStats;
 use rows::{from_sql, sql_int, CHANGE_COLUMNS};
 use writer::Writer;
 
+mod feed;
 mod rows;
 mod schema;
 mod snapshot;
@@ -53,6 +55,8 @@ pub struct PostgresStore {
     pool: Pool,
     config: Config,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Publishes other nodes' commits (see `feed`).
+    feed: JoinHandle<()>,
 }
 
 #[derive(Debug)]
@@ -65,6 +69,8 @@ struct Shared {
 enum Job {
     Write(Mutation, oneshot::Sender<Result<Change, Error>>),
     ExpireDue(oneshot::Sender<Result<usize, Error>>),
+    /// Publish what other nodes committed since this node last looked (from the feed).
+    CatchUp,
     Close(oneshot::Sender<Result<(), Error>>),
 }
 
@@ -150,12 +156,14 @@ impl PostgresStore {
             floor,
         );
         let writer = tokio::spawn(writer.run(queue));
+        let feed = tokio::spawn(feed::run(config.clone(), jobs.clone()));
         Ok(PostgresStore {
             shared,
             jobs,
             pool,
             config,
             writer: Mutex::new(Some(writer)),
+            feed,
         })
     }
 
@@ -176,6 +184,13 @@ impl PostgresStore {
             .await
             .map_err(|_| Error::Unavailable)?;
         answer.await.map_err(|_| Error::Unavailable)?
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        // The writer stops once its queue is gone; the feed would run on.
+        self.feed.abort();
     }
 }
 
@@ -313,6 +328,7 @@ impl Store for PostgresStore {
         if let Some(writer) = writer {
             let _ = writer.await;
         }
+        self.feed.abort();
         let stats = &self.shared.stats;
         tracing::info!(
             commits = stats.commits.load(Ordering::Relaxed),

@@ -32,6 +32,8 @@ use super::{connect, db_error, Job, Shared, MAX_BATCH};
 
 /// How often the change log is checked for entries past their age.
 const AGE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// Changes read per round trip while catching up with other nodes.
+const CATCH_UP_PAGE: i64 = 1000;
 /// Most keys expired in one commit, to keep commits short.
 const MAX_EXPIRED_PER_COMMIT: i64 = 1000;
 
@@ -85,18 +87,27 @@ impl Writer {
         while let Ok(first) = jobs.recv_async().await {
             let mut writes = Vec::new();
             let mut sweeps = Vec::new();
+            let mut catch_up = false;
             let mut close = None;
             let mut next = Some(first);
             while let Some(job) = next.take() {
                 match job {
                     Job::Write(mutation, reply) => writes.push((mutation, reply)),
                     Job::ExpireDue(reply) => sweeps.push(reply),
+                    Job::CatchUp => catch_up = true,
                     Job::Close(reply) => close = Some(reply),
                 }
                 if close.is_some() || writes.len() >= MAX_BATCH {
                     break;
                 }
                 next = jobs.try_recv().ok();
+            }
+            if catch_up && writes.is_empty() {
+                // A batch reads what others committed anyway, under the lock.
+                if let Err(err) = self.catch_up().await {
+                    tracing::warn!(error = %err, "cannot read other nodes' commits; retrying at the next probe");
+                    self.client = None;
+                }
             }
             if !writes.is_empty() {
                 self.commit_batch(writes).await;
@@ -113,7 +124,7 @@ impl Writer {
                     .drain()
                     .filter_map(|job| match job {
                         Job::Write(mutation, reply) => Some((mutation, reply)),
-                        Job::ExpireDue(_) | Job::Close(_) => None,
+                        Job::ExpireDue(_) | Job::CatchUp | Job::Close(_) => None,
                     })
                     .collect();
                 while !queued.is_empty() {
@@ -299,6 +310,36 @@ impl Writer {
             earlier,
             own,
         })
+    }
+
+    /// Publishes what others committed above the known head, a page at a time. The
+    /// clock's lock makes commits visible in revision order, so what is read has no
+    /// hole.
+    async fn catch_up(&mut self) -> Result<(), Error> {
+        let sql = format!(
+            "SELECT {CHANGE_COLUMNS} FROM ripplekv.changes WHERE revision > $1 \
+             ORDER BY revision LIMIT $2"
+        );
+        loop {
+            let known = sql_int(self.known);
+            let client = self.client().await?;
+            let rows = client
+                .query(&sql, &[&known, &CATCH_UP_PAGE])
+                .await
+                .map_err(db_error)?;
+            let changes = rows
+                .iter()
+                .map(rows::change)
+                .collect::<Result<Vec<_>, _>>()?;
+            let Some(last) = changes.last().map(|change| change.revision) else {
+                return Ok(());
+            };
+            self.advance(last);
+            self.shared.sink.publish(&changes);
+            if (changes.len() as i64) < CATCH_UP_PAGE {
+                return Ok(());
+            }
+        }
     }
 
     fn advance(&mut self, revision: Revision) {

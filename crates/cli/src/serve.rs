@@ -3,13 +3,14 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use ripplekv_core::Store;
 use ripplekv_server::ServerConfig;
-use ripplekv_storage::RedbStore;
+use ripplekv_storage::{PostgresStore, RedbStore};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use crate::secrets;
-use crate::settings::{LogFormat, ServeArgs};
+use crate::settings::{LogFormat, ServeArgs, Settings};
 
 /// Runs the server until SIGINT or SIGTERM.
 pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
@@ -36,7 +37,7 @@ pub(crate) fn main(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(serve(settings))
 }
 
-async fn serve(settings: crate::settings::Settings) -> anyhow::Result<()> {
+async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Bind and open the store before generating any secret, so a start that cannot
     // serve (port taken, store locked) leaves no key behind that nobody saw work.
     let listener = TcpListener::bind(&settings.listen)
@@ -50,32 +51,9 @@ async fn serve(settings: crate::settings::Settings) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let store = RedbStore::open_with(
-        &settings.data_dir,
-        settings.durability,
-        settings.limits,
-        settings.retention,
-    )
-    .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
-    tracing::info!(
-        data_dir = %settings.data_dir.display(),
-        durability = ?settings.durability,
-        revision = ripplekv_core::Store::revision(&store),
-        "store opened"
-    );
-    let api_keys = if settings.api_keys.is_empty() {
-        vec![secrets::api_key(&settings.data_dir)?]
-    } else {
-        tracing::info!(
-            target: "ripplekv::secrets",
-            count = settings.api_keys.len(),
-            "using the API keys given in the configuration"
-        );
-        settings.api_keys.clone()
-    };
-    let token_secret = match &settings.token_secret {
-        Some(secret) => secret.clone(),
-        None => secrets::token_secret(&settings.data_dir)?,
+    let (store, api_keys, token_secret) = match &settings.store {
+        None => open_embedded(&settings)?,
+        Some(url) => open_postgres(&settings, url).await?,
     };
     let address = listener.local_addr()?;
     tracing::info!("listening on http://{address} (WebSocket at ws://{address}/ws)");
@@ -109,9 +87,80 @@ async fn serve(settings: crate::settings::Settings) -> anyhow::Result<()> {
         main: listener,
         metrics: metrics_listener,
     };
-    ripplekv_server::run(config, Arc::new(store), listeners, shutdown_signal()).await?;
+    ripplekv_server::run(config, store, listeners, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The store, API keys and token secret a server runs with.
+type Opened = (Arc<dyn Store>, Vec<String>, String);
+
+/// The embedded store in the data directory, with the secrets generated there.
+fn open_embedded(settings: &Settings) -> anyhow::Result<Opened> {
+    let store = RedbStore::open_with(
+        &settings.data_dir,
+        settings.durability,
+        settings.limits,
+        settings.retention,
+    )
+    .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
+    tracing::info!(
+        data_dir = %settings.data_dir.display(),
+        durability = ?settings.durability,
+        revision = store.revision(),
+        "store opened"
+    );
+    let api_keys = match configured_keys(settings) {
+        Some(keys) => keys,
+        None => vec![secrets::api_key(&settings.data_dir)?],
+    };
+    let token_secret = match &settings.token_secret {
+        Some(secret) => secret.clone(),
+        None => secrets::token_secret(&settings.data_dir)?,
+    };
+    Ok((Arc::new(store), api_keys, token_secret))
+}
+
+/// The PostgreSQL store at `url`, with the secrets every node on it shares.
+async fn open_postgres(settings: &Settings, url: &str) -> anyhow::Result<Opened> {
+    let store = PostgresStore::connect_with(url, settings.limits, settings.retention)
+        .await
+        .with_context(|| format!("cannot open the PostgreSQL store at {}", redacted(url)))?;
+    tracing::info!(store = %redacted(url), revision = store.revision(), "store opened");
+    let api_keys = match configured_keys(settings) {
+        Some(keys) => keys,
+        None => vec![secrets::shared_api_key(&store).await?],
+    };
+    let token_secret = match &settings.token_secret {
+        Some(secret) => secret.clone(),
+        None => secrets::shared_token_secret(&store).await?,
+    };
+    Ok((Arc::new(store), api_keys, token_secret))
+}
+
+/// The configured API keys, if any (logged as such).
+fn configured_keys(settings: &Settings) -> Option<Vec<String>> {
+    if settings.api_keys.is_empty() {
+        return None;
+    }
+    tracing::info!(
+        target: "ripplekv::secrets",
+        count = settings.api_keys.len(),
+        "using the API keys given in the configuration"
+    );
+    Some(settings.api_keys.clone())
+}
+
+/// A database URL without its password, for logs.
+fn redacted(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, rest)), Some(_)) => {
+            let (credentials, host) = rest.rsplit_once('@').unwrap_or(("", rest));
+            let user = credentials.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}@{host}")
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

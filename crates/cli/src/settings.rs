@@ -41,6 +41,11 @@ pub(crate) struct ServeArgs {
     /// Directory of the database and generated secrets [default: ./data].
     #[arg(long, env = "RIPPLEKV_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Keep the data in PostgreSQL instead of the data directory, shared by every node
+    /// given the same URL (postgres://USER@HOST:PORT/DB); generated secrets are kept
+    /// there too [default: the embedded store in --data-dir].
+    #[arg(long, env = "RIPPLEKV_STORE", value_name = "URL")]
+    store: Option<String>,
     /// API key accepted by the server; repeat for several (env: comma-separated; the
     /// clients' RIPPLEKV_API_KEY is read too when RIPPLEKV_API_KEYS is unset). Without
     /// any, one is generated on first start and kept in the data directory.
@@ -139,6 +144,7 @@ struct FileSettings {
     listen: Option<String>,
     metrics_listen: Option<String>,
     data_dir: Option<PathBuf>,
+    store: Option<String>,
     api_keys: Option<Vec<String>>,
     durability: Option<DurabilityArg>,
     max_value_bytes: Option<usize>,
@@ -168,6 +174,8 @@ pub(crate) struct Settings {
     /// Where `/metrics` is served instead of on `listen`, if anywhere.
     pub metrics_listen: Option<String>,
     pub data_dir: PathBuf,
+    /// A PostgreSQL URL, or `None` for the embedded store in `data_dir`.
+    pub store: Option<String>,
     /// Configured keys; empty means "use the generated key".
     pub api_keys: Vec<String>,
     pub durability: Durability,
@@ -220,6 +228,10 @@ impl ServeArgs {
                 .data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            store: self
+                .store
+                .or(file.store)
+                .filter(|url| !url.trim().is_empty()),
             api_keys: api_keys
                 .into_iter()
                 .map(|key| key.trim().to_owned())
@@ -317,6 +329,14 @@ fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
 
 impl Settings {
     fn validate(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.store {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                bail!("--store must be a postgres:// URL (without it, the embedded store in --data-dir is used)");
+            }
+            if self.durability == Durability::Relaxed {
+                bail!("--durability relaxed applies to the embedded store; PostgreSQL acknowledges a write once its commit is durable");
+            }
+        }
         if self.api_keys.iter().any(String::is_empty) {
             bail!("an API key must not be empty");
         }

@@ -167,6 +167,35 @@ impl PostgresStore {
         })
     }
 
+    /// The secret `name` every node on this database shares: the stored one, or
+    /// `candidate`, stored now if no node stored one first. True when it was stored now.
+    pub async fn shared_secret(
+        &self,
+        name: &str,
+        candidate: &str,
+    ) -> Result<(String, bool), Error> {
+        let client = self.reader().await?;
+        let inserted = client
+            .query_opt(
+                "INSERT INTO ripplekv.secrets (name, value) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO NOTHING RETURNING value",
+                &[&name, &candidate],
+            )
+            .await
+            .map_err(db_error)?;
+        if let Some(row) = inserted {
+            return Ok((row.get(0), true));
+        }
+        let row = client
+            .query_one(
+                "SELECT value FROM ripplekv.secrets WHERE name = $1",
+                &[&name],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok((row.get(0), false))
+    }
+
     async fn reader(&self) -> Result<Object, Error> {
         self.pool.get().await.map_err(|err| {
             tracing::warn!(error = %err, "no database connection for a read");

@@ -54,6 +54,12 @@ CREATE TABLE ripplekv.changes (
   expires_at_ms bigint,
   at_ms         bigint NOT NULL
 );
+-- Secrets every node on this database shares when none is configured (the generated
+-- API key and token secret), created once by whichever node starts first.
+CREATE TABLE ripplekv.secrets (
+  name  text PRIMARY KEY,
+  value text NOT NULL
+);
 -- The database's clock, in milliseconds: TTLs follow one clock whatever node runs them.
 CREATE FUNCTION ripplekv.now_ms() RETURNS bigint LANGUAGE sql VOLATILE
   AS $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;

@@ -4,9 +4,11 @@
 #   Chromium for the demo tests, PostgreSQL's and Redis's server programs for the
 #   multi-node tests (Debian's packages), and schemathesis (PyPI, in a virtualenv
 #   under target/) for the REST contract test.
-# Then: formatting and lints, the SDKs against the real binary, the demo page in
-# headless Chromium, every Rust test (with cargo-nextest when it is installed, else
-# cargo test), and schemathesis against the real binary's /openapi.json.
+# Then: formatting and lints, the SDKs against the real binary and against 3 nodes on
+# PostgreSQL, the demo page in headless Chromium (both ways too), schemathesis against
+# the real binary's /openapi.json, and every Rust test (with cargo-nextest when it is
+# installed, else cargo test). A PostgreSQL server is used at RIPPLEKV_TEST_POSTGRES or
+# 127.0.0.1:5432, or started privately for the run when none answers there.
 # What it cannot install by itself (Rust, Node, Python) it names, with how to get it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,6 +75,7 @@ if [ -z "$pg_bin" ] && ! command -v pg_ctl >/dev/null; then
 fi
 export RIPPLEKV_PG_BIN="${RIPPLEKV_PG_BIN:-${pg_bin:-$(dirname "$(command -v pg_ctl)")}}"
 [ -x "$RIPPLEKV_PG_BIN/pg_ctl" ] || missing "PostgreSQL's pg_ctl is not in $RIPPLEKV_PG_BIN: set RIPPLEKV_PG_BIN"
+command -v psql >/dev/null || apt_install postgresql-client
 command -v redis-server >/dev/null || apt_install redis-server
 command -v python3 >/dev/null || apt_install python3 python3-venv
 venv=target/python
@@ -96,26 +99,9 @@ cargo build --locked --bin ripplekv
 export RIPPLEKV_BIN="$PWD/target/debug/ripplekv"
 [ -x "$RIPPLEKV_BIN" ] || missing "the build did not produce $RIPPLEKV_BIN"
 
-step "compatibility: official @hpkv SDKs against the real binary"
-(cd compat && npm test)
-
-step "demo page: end-to-end in headless Chromium"
-(cd e2e && npm test)
-
-step "REST contract: schemathesis against the real binary's /openapi.json"
-bash scripts/contract.sh "$venv/bin/schemathesis"
-
-step "container image"
-if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
-  bash scripts/docker-test.sh
-else
-  # The packaging tests (crates/cli/tests/packaging.rs) still check the Dockerfile and
-  # run its command line and healthcheck with this build's binary.
-  echo "not built: no Docker daemon here (bash scripts/docker-test.sh where there is one)"
-fi
-
-step "PostgreSQL for the PostgreSQL store's tests"
-# They make a database of their own on RIPPLEKV_TEST_POSTGRES (by default the server on
+step "PostgreSQL for the PostgreSQL store's tests and the cluster runs"
+# The PostgreSQL store's tests and the cluster runs of the SDK and browser suites make
+# a database of their own on RIPPLEKV_TEST_POSTGRES (by default the server on
 # 127.0.0.1:5432). Where none runs, start a private one for this run.
 if [ -z "${RIPPLEKV_TEST_POSTGRES:-}" ] && ! "$RIPPLEKV_PG_BIN/pg_isready" -q -h 127.0.0.1 -p 5432; then
   pg_dir="$PWD/target/test-postgres"
@@ -131,6 +117,30 @@ if [ -z "${RIPPLEKV_TEST_POSTGRES:-}" ] && ! "$RIPPLEKV_PG_BIN/pg_isready" -q -h
   echo "started a private PostgreSQL for this run at $RIPPLEKV_TEST_POSTGRES"
 else
   echo "using ${RIPPLEKV_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
+fi
+
+step "compatibility: official @hpkv SDKs against the real binary"
+(cd compat && npm test)
+
+step "compatibility: the same SDK suites against 3 nodes on PostgreSQL"
+(cd compat && RIPPLEKV_CLUSTER=3 npm test)
+
+step "demo page: end-to-end in headless Chromium"
+(cd e2e && npm test)
+
+step "demo page: the same browser tests against 3 nodes on PostgreSQL"
+(cd e2e && RIPPLEKV_CLUSTER=3 npm test)
+
+step "REST contract: schemathesis against the real binary's /openapi.json"
+bash scripts/contract.sh "$venv/bin/schemathesis"
+
+step "container image"
+if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+  bash scripts/docker-test.sh
+else
+  # The packaging tests (crates/cli/tests/packaging.rs) still check the Dockerfile and
+  # run its command line and healthcheck with this build's binary.
+  echo "not built: no Docker daemon here (bash scripts/docker-test.sh where there is one)"
 fi
 
 step "Rust tests"

@@ -1,7 +1,14 @@
 // Starts (and restarts) the real `ripplekv` binary on a free port with a fresh data
 // directory. Shared by the SDK compatibility tests and the browser tests (e2e/).
 // RIPPLEKV_BIN overrides the binary (default: the workspace's debug build).
-import { spawn } from 'node:child_process';
+//
+// With RIPPLEKV_CLUSTER=N, a "server" is N nodes on a fresh PostgreSQL database (on the
+// server at RIPPLEKV_TEST_POSTGRES, default postgres://postgres@127.0.0.1:5432/postgres)
+// behind a round-robin TCP proxy: each connection a test opens, WebSocket or REST, goes
+// to the next node, so a test's writer, subscriber and REST calls land on different
+// nodes.
+import { execFileSync, spawn } from 'node:child_process';
+import { createServer, connect } from 'node:net';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -13,6 +20,17 @@ import { fileURLToPath } from 'node:url';
 export const API_KEY = 'compat-test-key';
 const here = dirname(fileURLToPath(import.meta.url));
 const binary = process.env.RIPPLEKV_BIN ?? resolve(here, '../../target/debug/ripplekv');
+
+const clusterSize = Number(process.env.RIPPLEKV_CLUSTER ?? 1);
+const adminUrl =
+  process.env.RIPPLEKV_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+let databases = 0;
+
+function psql(sql) {
+  execFileSync('psql', ['-q', '-v', 'ON_ERROR_STOP=1', '-d', adminUrl, '-c', sql], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
 
 function launch(dataDir, listen, extraArgs) {
   if (!existsSync(binary)) {
@@ -43,11 +61,15 @@ function launch(dataDir, listen, extraArgs) {
 }
 
 /**
- * A server on a free port with a fresh data directory. `stop` ends the process and
- * keeps the data, `restart` starts it again on the same address and data, `dispose`
- * stops it and removes the data.
+ * A server on a free port with a fresh data directory (or, with RIPPLEKV_CLUSTER, a
+ * cluster behind one address). `stop` ends the process and keeps the data, `restart`
+ * starts it again on the same address and data, `dispose` stops it and removes the data.
  */
 export async function startServer(extraArgs = []) {
+  return clusterSize > 1 ? startCluster(clusterSize, extraArgs) : startNode(extraArgs);
+}
+
+async function startNode(extraArgs) {
   const dataDir = await mkdtemp(join(tmpdir(), 'ripplekv-test-'));
   let { child, address } = launch(dataDir, '127.0.0.1:0', extraArgs);
   const listen = await address;
@@ -68,6 +90,53 @@ export async function startServer(extraArgs = []) {
     async dispose() {
       await stop();
       await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startCluster(size, extraArgs) {
+  const database = `ripplekv_compat_${process.pid}_${databases++}_${Date.now()}`;
+  psql(`CREATE DATABASE ${database}`);
+  const store = `${adminUrl.replace(/\/[^/]*$/, '')}/${database}`;
+  const nodes = [];
+  for (let i = 0; i < size; i++) {
+    nodes.push(await startNode(['--store', store, ...extraArgs]));
+  }
+  const addresses = nodes.map((node) => new URL(node.baseUrl));
+  let next = 0;
+  const sockets = new Set();
+  const proxy = createServer((client) => {
+    const { hostname, port } = addresses[next++ % addresses.length];
+    const upstream = connect(Number(port), hostname);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  proxy.listen(0, '127.0.0.1');
+  await once(proxy, 'listening');
+  const stop = async () => {
+    for (const socket of sockets) socket.destroy();
+    await Promise.all(nodes.map((node) => node.stop()));
+  };
+  return {
+    baseUrl: `http://127.0.0.1:${proxy.address().port}`,
+    stop,
+    async restart() {
+      await stop();
+      await Promise.all(nodes.map((node) => node.restart()));
+    },
+    async dispose() {
+      await stop();
+      proxy.close();
+      await Promise.all(nodes.map((node) => node.dispose()));
+      psql(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
     },
   };
 }

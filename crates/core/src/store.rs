@@ -151,6 +151,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Sets where committed changes are published (replacing any earlier sink).
     fn set_change_sink(&self, sink: Arc<dyn ChangeSink>);
 
+    /// What kind of store this is, as `/health` reports it ("embedded", "postgres").
+    fn kind(&self) -> &'static str;
+
+    /// Checks that the store can serve: for a store behind a network, that its server
+    /// answers.
+    async fn ping(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// Appends the store's own metrics, in the Prometheus text format, to `out`.
     fn render_metrics(&self, out: &mut String) {
         let _ = out;

@@ -83,14 +83,30 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-/// `GET /health`: 200 once the server accepts requests.
-async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({
-        "status": "ok",
+/// Longest `/health` waits for the store to answer before calling it unavailable.
+const STORE_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /health`: 200 once the server accepts requests and its store can serve (a
+/// PostgreSQL store's database answers), 503 otherwise; either way it says which store.
+async fn health(State(state): State<AppState>) -> Response {
+    let store = state.executor().store();
+    let serving = matches!(
+        tokio::time::timeout(STORE_PING_TIMEOUT, store.ping()).await,
+        Ok(Ok(()))
+    );
+    let (status, text) = if serving {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    let body = json!({
+        "status": text,
+        "store": store.kind(),
         "version": env!("CARGO_PKG_VERSION"),
-        "revision": state.executor().store().revision(),
+        "revision": store.revision(),
         "subscriptions": state.hub().len(),
-    }))
+    });
+    (status, Json(body)).into_response()
 }
 
 /// `GET /metrics`: Prometheus text format.

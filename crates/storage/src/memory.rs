@@ -155,6 +155,10 @@ impl Store for MemoryStore {
         Ok(RangePage { records, truncated })
     }
 
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
     async fn submit(&self, mutation: Mutation) -> Result<PendingWrite, Error> {
         // Committed while submitting, under the lock: the outcome is known at once.
         Ok(PendingWrite::ready(self.commit(mutation)))

@@ -108,6 +108,9 @@ impl Store for HookedStore {
     async fn range(&self, start: &str, end: &str, limit: usize) -> Result<RangePage, Error> {
         self.inner.range(start, end, limit).await
     }
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
     async fn submit(&self, mutation: Mutation) -> Result<PendingWrite, Error> {
         self.inner.submit(mutation).await
     }

@@ -4,6 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+/// A database of its own per test, on the machine's PostgreSQL (shared with the storage
+/// crate's tests).
+#[path = "../../../storage/tests/support/mod.rs"]
+mod support;
 
 mod auth;
 mod bad_input;

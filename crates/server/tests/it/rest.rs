@@ -1,9 +1,12 @@
 //! The REST routes of PROTOCOL.md A6, CORS, and `/health`.
 
+use std::sync::Arc;
+
 use anyhow::Result;
 use serde_json::json;
 
 use crate::common::{http, TestServer, KEY};
+use crate::support;
 
 #[tokio::test]
 async fn records_round_trip_with_encoded_keys() -> Result<()> {
@@ -305,6 +308,27 @@ async fn health_needs_no_key_and_reports_the_revision() -> Result<()> {
     let reply = http(server.addr, "GET", "/health", &[], None).await?;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body["status"], "ok");
+    assert_eq!(reply.body["store"], "memory");
     assert_eq!(reply.body["revision"], 1);
+    server.stop().await
+}
+
+/// Over PostgreSQL, `/health` says so, and answers 503 once the database is gone, so a
+/// load balancer stops sending clients to a node that cannot serve them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_the_store_and_503_when_its_database_is_unreachable() -> Result<()> {
+    let database = support::TestDatabase::create().await;
+    let store = ripplekv_storage::PostgresStore::connect(&database.url, Default::default()).await?;
+    let config = ripplekv_server::ServerConfig::new(vec![KEY.into()], b"secret".to_vec());
+    let server = TestServer::start_with(config, Some(Arc::new(store))).await?;
+    let reply = http(server.addr, "GET", "/health", &[], None).await?;
+    assert_eq!(
+        (reply.status, reply.body["store"].clone()),
+        (200, json!("postgres"))
+    );
+    drop(database); // drops the database, closing every connection to it
+    let reply = http(server.addr, "GET", "/health", &[], None).await?;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.body["status"], "unavailable");
     server.stop().await
 }

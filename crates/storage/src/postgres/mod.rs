@@ -274,6 +274,16 @@ impl Store for PostgresStore {
         Ok(RangePage { records, truncated })
     }
 
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), Error> {
+        let client = self.reader().await?;
+        client.simple_query("SELECT 1").await.map_err(db_error)?;
+        Ok(())
+    }
+
     async fn submit(&self, mutation: Mutation) -> Result<PendingWrite, Error> {
         let (reply, answer) = oneshot::channel();
         self.jobs

@@ -221,6 +221,10 @@ impl Store for RedbStore {
         Ok(RangePage { records, truncated })
     }
 
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
     async fn submit(&self, mutation: Mutation) -> Result<PendingWrite, Error> {
         let (reply, answer) = oneshot::channel();
         self.jobs

@@ -139,8 +139,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Committed changes with a revision above `after`, oldest first, at most `limit`.
     async fn changes_since(&self, after: Revision, limit: usize) -> Result<ChangesSince, Error>;
 
-    /// The revision of the latest committed change (0 for an empty new store).
+    /// The revision of the latest committed change this process knows of (0 for an
+    /// empty new store).
     fn revision(&self) -> Revision;
+
+    /// The revision of the latest committed change, asking the store itself: for a
+    /// store shared by several processes this may be ahead of [`Store::revision`]
+    /// until this process has caught up with the others' commits.
+    async fn committed_revision(&self) -> Result<Revision, Error> {
+        Ok(self.revision())
+    }
 
     /// A consistent view of every live record, for backups and exports.
     async fn snapshot(&self) -> Result<Snapshot, Error>;

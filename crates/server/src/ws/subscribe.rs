@@ -115,7 +115,11 @@ async fn replay(
     replayed_up_to: &mut u64,
 ) -> Result<(), Closed> {
     let store = conn.executor.store();
-    if *replayed_up_to > current_revision(conn) {
+    // Above what this node knows, `since` may still be a commit another node made
+    // (the client was there a moment ago): only one the store never made is resynced.
+    if *replayed_up_to > current_revision(conn)
+        && *replayed_up_to > store.committed_revision().await.unwrap_or(0)
+    {
         // A revision this store never reached comes from another history (the store
         // was restored from an older backup, say): the client must re-read.
         *replayed_up_to = conn.sequencer.delivered();

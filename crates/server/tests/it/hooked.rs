@@ -131,6 +131,9 @@ impl Store for HookedStore {
     fn revision(&self) -> Revision {
         self.inner.revision()
     }
+    async fn committed_revision(&self) -> Result<Revision, Error> {
+        self.inner.committed_revision().await
+    }
     async fn snapshot(&self) -> Result<Snapshot, Error> {
         self.inner.snapshot().await
     }

@@ -11,6 +11,7 @@ mod support;
 
 mod auth;
 mod bad_input;
+mod cluster;
 mod conditional;
 mod defences;
 mod hooked;

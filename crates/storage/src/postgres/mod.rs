@@ -349,6 +349,16 @@ impl Store for PostgresStore {
         self.shared.revision.load(Ordering::Acquire)
     }
 
+    async fn committed_revision(&self) -> Result<Revision, Error> {
+        let client = self.reader().await?;
+        // Read without the clock's lock: the head as of the last commit.
+        let row = client
+            .query_one("SELECT revision FROM ripplekv.clock", &[])
+            .await
+            .map_err(db_error)?;
+        Ok(from_sql(row.get(0)))
+    }
+
     async fn snapshot(&self) -> Result<Snapshot, Error> {
         snapshot::open(&self.config).await
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use ripplekv_core::Store;
 use ripplekv_server::ServerConfig;
-use ripplekv_storage::{PostgresStore, RedbStore};
+use ripplekv_storage::{PostgresOptions, PostgresStore, RedbStore};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -123,10 +123,20 @@ fn open_embedded(settings: &Settings) -> anyhow::Result<Opened> {
 
 /// The PostgreSQL store at `url`, with the secrets every node on it shares.
 async fn open_postgres(settings: &Settings, url: &str) -> anyhow::Result<Opened> {
-    let store = PostgresStore::connect_with(url, settings.limits, settings.retention)
+    let options = PostgresOptions {
+        limits: settings.limits,
+        retention: settings.retention,
+        bus: settings.bus.clone(),
+    };
+    let store = PostgresStore::open(url, options)
         .await
         .with_context(|| format!("cannot open the PostgreSQL store at {}", redacted(url)))?;
-    tracing::info!(store = %redacted(url), revision = store.revision(), "store opened");
+    tracing::info!(
+        store = %redacted(url),
+        bus = settings.bus.as_deref().map_or("postgres LISTEN/NOTIFY".to_owned(), redacted),
+        revision = store.revision(),
+        "store opened"
+    );
     let api_keys = match configured_keys(settings) {
         Some(keys) => keys,
         None => vec![secrets::shared_api_key(&store).await?],

@@ -46,6 +46,10 @@ pub(crate) struct ServeArgs {
     /// there too [default: the embedded store in --data-dir].
     #[arg(long, env = "RIPPLEKV_STORE", value_name = "URL")]
     store: Option<String>,
+    /// With --store: nodes learn of each other's commits through Redis pub/sub at this
+    /// URL (redis://HOST:PORT) [default: PostgreSQL LISTEN/NOTIFY].
+    #[arg(long, env = "RIPPLEKV_BUS", value_name = "URL")]
+    bus: Option<String>,
     /// API key accepted by the server; repeat for several (env: comma-separated; the
     /// clients' RIPPLEKV_API_KEY is read too when RIPPLEKV_API_KEYS is unset). Without
     /// any, one is generated on first start and kept in the data directory.
@@ -145,6 +149,7 @@ struct FileSettings {
     metrics_listen: Option<String>,
     data_dir: Option<PathBuf>,
     store: Option<String>,
+    bus: Option<String>,
     api_keys: Option<Vec<String>>,
     durability: Option<DurabilityArg>,
     max_value_bytes: Option<usize>,
@@ -176,6 +181,8 @@ pub(crate) struct Settings {
     pub data_dir: PathBuf,
     /// A PostgreSQL URL, or `None` for the embedded store in `data_dir`.
     pub store: Option<String>,
+    /// A Redis URL for the nodes' fan-out, or `None` for LISTEN/NOTIFY.
+    pub bus: Option<String>,
     /// Configured keys; empty means "use the generated key".
     pub api_keys: Vec<String>,
     pub durability: Durability,
@@ -232,6 +239,7 @@ impl ServeArgs {
                 .store
                 .or(file.store)
                 .filter(|url| !url.trim().is_empty()),
+            bus: self.bus.or(file.bus).filter(|url| !url.trim().is_empty()),
             api_keys: api_keys
                 .into_iter()
                 .map(|key| key.trim().to_owned())
@@ -329,6 +337,14 @@ fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
 
 impl Settings {
     fn validate(&self) -> anyhow::Result<()> {
+        if let Some(bus) = &self.bus {
+            if self.store.is_none() {
+                bail!("--bus connects the nodes of a PostgreSQL store: give --store too");
+            }
+            if !(bus.starts_with("redis://") || bus.starts_with("rediss://")) {
+                bail!("--bus must be a redis:// URL");
+            }
+        }
         if let Some(url) = &self.store {
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                 bail!("--store must be a postgres:// URL (without it, the embedded store in --data-dir is used)");

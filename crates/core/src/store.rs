@@ -162,6 +162,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// What kind of store this is, as `/health` reports it ("embedded", "postgres").
     fn kind(&self) -> &'static str;
 
+    /// How the processes sharing this store learn of each other's commits ("redis",
+    /// "notify"), for a store shared by several; `None` otherwise.
+    fn bus(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Checks that the store can serve: for a store behind a network, that its server
     /// answers.
     async fn ping(&self) -> Result<(), Error> {

@@ -102,6 +102,7 @@ async fn health(State(state): State<AppState>) -> Response {
     let body = json!({
         "status": text,
         "store": store.kind(),
+        "bus": store.bus(),
         "version": env!("CARGO_PKG_VERSION"),
         "revision": store.revision(),
         "subscriptions": state.hub().len(),

@@ -17,5 +17,5 @@ mod redb_store;
 mod stats;
 
 pub use memory::MemoryStore;
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use redb_store::{restore, Durability, RedbStore, WriterStats, DB_FILE, RESTORE_REVISION_GAP};

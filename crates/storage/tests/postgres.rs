@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 
 use ripplekv_core::{Change, ChangeSink, ChangesSince, Error, Limits, Mutation, Store, WriteOp};
-use ripplekv_storage::PostgresStore;
+use ripplekv_storage::{PostgresOptions, PostgresStore};
 use tokio_postgres::NoTls;
 
 mod support;
@@ -64,11 +64,18 @@ impl Recorder {
 }
 
 async fn node(database: &TestDatabase) -> (Arc<PostgresStore>, Arc<Recorder>) {
-    let store = Arc::new(
-        PostgresStore::connect(&database.url, Limits::default())
-            .await
-            .unwrap(),
-    );
+    node_on(database, None).await
+}
+
+async fn node_on(
+    database: &TestDatabase,
+    bus: Option<&str>,
+) -> (Arc<PostgresStore>, Arc<Recorder>) {
+    let options = PostgresOptions {
+        bus: bus.map(str::to_owned),
+        ..PostgresOptions::default()
+    };
+    let store = Arc::new(PostgresStore::open(&database.url, options).await.unwrap());
     let recorder = Arc::new(Recorder::default());
     store.set_change_sink(recorder.clone());
     (store, recorder)
@@ -279,4 +286,120 @@ async fn a_node_whose_connections_are_killed_answers_503_or_truly_and_recovers()
             "{key} was acknowledged: it is stored"
         );
     }
+}
+
+/// A private Redis on a port of its own, so a test can kill and restart it.
+struct TestRedis {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl TestRedis {
+    async fn start(port: u16) -> TestRedis {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server is installed (bash scripts/test.sh installs it)");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if line.contains("Ready to accept connections") {
+                    return;
+                }
+            }
+            panic!("redis-server exited before it was ready");
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), ready)
+            .await
+            .unwrap();
+        // Keep reading its output so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        TestRedis { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Sets `count` keys from number `first` on; returns `count`.
+async fn write_keys(writer: &PostgresStore, first: usize, count: usize) -> usize {
+    for i in first..first + count {
+        writer.write(set(&format!("k{i}"), "v")).await.unwrap();
+    }
+    count
+}
+
+/// A counter from the store's `/metrics` text.
+fn metric(store: &PostgresStore, name: &str) -> u64 {
+    let mut out = String::new();
+    store.render_metrics(&mut out);
+    out.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("{name} is not in the metrics:\n{out}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_bus_changes_arrive_through_it_and_keep_arriving_while_it_restarts() {
+    let database = TestDatabase::create().await;
+    let port = free_port();
+    let mut redis = TestRedis::start(port).await;
+    let (writer, _) = node_on(&database, Some(&redis.url())).await;
+    let (idle, seen) = node_on(&database, Some(&redis.url())).await;
+    let mut written = 0;
+    written += write_keys(&writer, written, 20).await;
+    seen.published(20).await;
+    assert!(
+        metric(&idle, "ripplekv_bus_received_total") > 0,
+        "delivered through Redis"
+    );
+    assert!(metric(&writer, "ripplekv_bus_published_total") > 0);
+
+    // Redis down: writes are still acknowledged, and delivery goes on from the log.
+    redis.child.kill().await.unwrap();
+    written += write_keys(&writer, written, 10).await;
+    seen.published(30).await;
+
+    // Redis back on the same port: the node subscribes again by itself, and batches
+    // flow through Redis again.
+    redis = TestRedis::start(port).await;
+    let received = metric(&idle, "ripplekv_bus_received_total");
+    let mut through_redis_again = false;
+    for _ in 0..100 {
+        written += write_keys(&writer, written, 1).await;
+        if metric(&idle, "ripplekv_bus_received_total") > received {
+            through_redis_again = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(through_redis_again, "the node never heard from Redis again");
+    seen.published(written).await;
+    assert_eq!(
+        seen.revisions(),
+        (1..=written as u64).collect::<Vec<_>>(),
+        "once each, in order"
+    );
+    drop(redis);
 }

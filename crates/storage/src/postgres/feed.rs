@@ -17,6 +17,7 @@ use ripplekv_core::Error;
 use tokio::sync::Notify;
 use tokio_postgres::{AsyncMessage, Config, NoTls};
 
+use super::bus::Bus;
 use super::{db_error, Job};
 
 /// Longest a change committed elsewhere waits to be seen when notifications are lost.
@@ -24,8 +25,29 @@ pub(super) const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// Wait before listening again after the listener's connection failed.
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
-/// Runs until the store is dropped (the task is aborted then).
-pub(super) async fn run(config: Config, jobs: flume::Sender<Job>) {
+/// Runs until the store is dropped (the task is aborted then): through the Redis bus
+/// when there is one, else through `LISTEN`; with the probe either way.
+pub(super) async fn run(config: Config, jobs: flume::Sender<Job>, bus: Option<Bus>) {
+    match bus {
+        Some(bus) => {
+            tokio::join!(bus.run_subscriber(jobs.clone()), probe(&jobs));
+        }
+        None => listen(config, jobs).await,
+    }
+}
+
+/// Asks for a catch-up every [`PROBE_INTERVAL`].
+async fn probe(jobs: &flume::Sender<Job>) {
+    let mut ticks = tokio::time::interval(PROBE_INTERVAL);
+    loop {
+        ticks.tick().await;
+        let _ = jobs.try_send(Job::CatchUp);
+    }
+}
+
+/// Listens on `ripplekv_changes`, asking for a catch-up on every notification and
+/// every [`PROBE_INTERVAL`], listening again whenever the connection ends.
+async fn listen(config: Config, jobs: flume::Sender<Job>) {
     let wake = Arc::new(Notify::new());
     // A catch-up is only asked for when none is queued: the writer reads everything
     // new whenever it gets to one.
@@ -33,7 +55,7 @@ pub(super) async fn run(config: Config, jobs: flume::Sender<Job>) {
         let _ = jobs.try_send(Job::CatchUp);
     };
     loop {
-        let (client, driver) = match listen(&config, Arc::clone(&wake)).await {
+        let (client, driver) = match listener(&config, Arc::clone(&wake)).await {
             Ok((client, driver)) => (Some(client), Some(driver)),
             Err(err) => {
                 tracing::warn!(error = %err, "cannot listen for other nodes' commits; probing only");
@@ -69,7 +91,7 @@ type Listener = (tokio_postgres::Client, tokio::task::JoinHandle<()>);
 
 /// A connection listening on `ripplekv_changes`; its driver wakes `wake` on every
 /// notification and finishes when the connection ends.
-async fn listen(config: &Config, wake: Arc<Notify>) -> Result<Listener, Error> {
+async fn listener(config: &Config, wake: Arc<Notify>) -> Result<Listener, Error> {
     let (client, mut connection) = config.connect(NoTls).await.map_err(db_error)?;
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));

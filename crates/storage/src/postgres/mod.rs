@@ -10,9 +10,10 @@
 //! small pool and never take the lock. TTLs follow the database's clock.
 //!
 //! The node's writer is its only publisher: of its own commits, of others' commits it
-//! finds under the lock, and of others' commits it reads when its feed (see `feed`)
-//! says there are some (on `LISTEN/NOTIFY`, and every second whatever happens). So the
-//! node's sink gets every change of every node once, in revision order.
+//! finds under the lock, of others' commits it reads when its feed (see `feed`) says
+//! there are some (on `LISTEN/NOTIFY`, and every second whatever happens), and, with a
+//! Redis bus (see `bus`), of the batches other nodes announce there. So the node's sink
+//! gets every change of every node once, in revision order.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -31,6 +32,7 @@ use crate::stats::WriterStats;
 use rows::{from_sql, sql_int, CHANGE_COLUMNS};
 use writer::Writer;
 
+mod bus;
 mod feed;
 mod rows;
 mod schema;
@@ -47,6 +49,18 @@ const READ_POOL_SIZE: usize = 8;
 /// Live records only, by the database's clock.
 const LIVE: &str = "(expires_at_ms IS NULL OR expires_at_ms > ripplekv.now_ms())";
 
+/// How a node uses its database.
+#[derive(Debug, Clone, Default)]
+pub struct PostgresOptions {
+    /// Key and value limits.
+    pub limits: Limits,
+    /// How much of the change log `since` replays can use.
+    pub retention: Retention,
+    /// A Redis URL (`redis://HOST:PORT`): nodes then learn of each other's commits
+    /// through Redis pub/sub instead of `LISTEN/NOTIFY` (see `bus`).
+    pub bus: Option<String>,
+}
+
 /// The store over one PostgreSQL database. See the module documentation.
 #[derive(Debug)]
 pub struct PostgresStore {
@@ -55,8 +69,10 @@ pub struct PostgresStore {
     pool: Pool,
     config: Config,
     writer: Mutex<Option<JoinHandle<()>>>,
-    /// Publishes other nodes' commits (see `feed`).
+    /// Tells the writer of other nodes' commits (see `feed`).
     feed: JoinHandle<()>,
+    /// The Redis bus's counters, when there is one.
+    bus: Option<Arc<bus::BusStats>>,
 }
 
 #[derive(Debug)]
@@ -71,6 +87,8 @@ enum Job {
     ExpireDue(oneshot::Sender<Result<usize, Error>>),
     /// Publish what other nodes committed since this node last looked (from the feed).
     CatchUp,
+    /// A batch another node announced on the Redis bus.
+    Deliver(bus::Delivery),
     Close(oneshot::Sender<Result<(), Error>>),
 }
 
@@ -92,6 +110,27 @@ fn db_error(err: tokio_postgres::Error) -> Error {
     }
 }
 
+/// The id naming this cluster's Redis channel, made once by the first node to ask.
+async fn cluster_id(client: &Client) -> Result<String, Error> {
+    client
+        .execute(
+            "INSERT INTO ripplekv.secrets (name, value) \
+             VALUES ('cluster_id', md5(random()::text || clock_timestamp()::text)) \
+             ON CONFLICT (name) DO NOTHING",
+            &[],
+        )
+        .await
+        .map_err(db_error)?;
+    let row = client
+        .query_one(
+            "SELECT value FROM ripplekv.secrets WHERE name = 'cluster_id'",
+            &[],
+        )
+        .await
+        .map_err(db_error)?;
+    Ok(row.get(0))
+}
+
 /// A connection of its own (not pooled), driven by a task of its own.
 async fn connect(config: &Config) -> Result<Client, Error> {
     let (client, connection) = config.connect(NoTls).await.map_err(db_error)?;
@@ -107,15 +146,20 @@ impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user@host:port/db`), creates or
     /// migrates the schema, and starts the writer, with the default retention.
     pub async fn connect(url: &str, limits: Limits) -> Result<Self, Error> {
-        Self::connect_with(url, limits, Retention::default()).await
+        let options = PostgresOptions {
+            limits,
+            ..PostgresOptions::default()
+        };
+        Self::open(url, options).await
     }
 
-    /// [`PostgresStore::connect`] with a change-log retention of its own.
-    pub async fn connect_with(
-        url: &str,
-        limits: Limits,
-        retention: Retention,
-    ) -> Result<Self, Error> {
+    /// [`PostgresStore::connect`] with every option.
+    pub async fn open(url: &str, options: PostgresOptions) -> Result<Self, Error> {
+        let PostgresOptions {
+            limits,
+            retention,
+            bus,
+        } = options;
         let config: Config = url
             .parse()
             .map_err(|err| Error::Invalid(format!("Invalid PostgreSQL URL: {err}")))?;
@@ -146,17 +190,22 @@ impl PostgresStore {
             stats: WriterStats::default(),
             sink: SinkSlot::default(),
         });
+        let bus = match bus {
+            None => None,
+            Some(url) => Some(bus::Bus::new(&url, &cluster_id(&client).await?)?),
+        };
         let (jobs, queue) = flume::bounded(QUEUE_CAPACITY);
         let writer = Writer::new(
             config.clone(),
             client,
             Arc::clone(&shared),
-            limits,
-            retention,
+            (limits, retention),
             floor,
+            bus.as_ref().map(bus::Bus::start_publisher),
         );
         let writer = tokio::spawn(writer.run(queue));
-        let feed = tokio::spawn(feed::run(config.clone(), jobs.clone()));
+        let bus_stats = bus.as_ref().map(|bus| Arc::clone(&bus.stats));
+        let feed = tokio::spawn(feed::run(config.clone(), jobs.clone(), bus));
         Ok(PostgresStore {
             shared,
             jobs,
@@ -164,6 +213,7 @@ impl PostgresStore {
             config,
             writer: Mutex::new(Some(writer)),
             feed,
+            bus: bus_stats,
         })
     }
 
@@ -276,6 +326,14 @@ impl Store for PostgresStore {
 
     fn kind(&self) -> &'static str {
         "postgres"
+    }
+
+    fn bus(&self) -> Option<&'static str> {
+        Some(if self.bus.is_some() {
+            "redis"
+        } else {
+            "notify"
+        })
     }
 
     async fn ping(&self) -> Result<(), Error> {
@@ -394,5 +452,8 @@ impl Store for PostgresStore {
 
     fn render_metrics(&self, out: &mut String) {
         self.shared.stats.render(out);
+        if let Some(bus) = &self.bus {
+            bus.render(out);
+        }
     }
 }

@@ -23,10 +23,11 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::try_join3;
 use ripplekv_core::{plan, Change, Error, Limits, Mutation, Record, Retention, Revision};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, Transaction};
 
+use super::bus::Delivery;
 use super::rows::{self, from_sql, sql_int, ChangeColumns, CHANGE_COLUMNS};
 use super::{connect, db_error, Job, Shared, MAX_BATCH};
 
@@ -48,6 +49,8 @@ pub(super) struct Writer {
     retention: Retention,
     /// The head this node last committed or saw under the clock lock.
     known: Revision,
+    /// Where committed batches are announced to other nodes (the Redis bus), if anywhere.
+    bus: Option<mpsc::Sender<Vec<Change>>>,
     /// The change log's floor as this node last set or read it.
     floor: Revision,
     last_age_check: Instant,
@@ -66,9 +69,9 @@ impl Writer {
         config: Config,
         client: Client,
         shared: Arc<Shared>,
-        limits: Limits,
-        retention: Retention,
+        (limits, retention): (Limits, Retention),
         floor: Revision,
+        bus: Option<mpsc::Sender<Vec<Change>>>,
     ) -> Self {
         let known = shared.revision.load(Ordering::Acquire);
         Writer {
@@ -78,6 +81,7 @@ impl Writer {
             limits,
             retention,
             known,
+            bus,
             floor,
             last_age_check: Instant::now(),
         }
@@ -88,6 +92,7 @@ impl Writer {
             let mut writes = Vec::new();
             let mut sweeps = Vec::new();
             let mut catch_up = false;
+            let mut deliveries = Vec::new();
             let mut close = None;
             let mut next = Some(first);
             while let Some(job) = next.take() {
@@ -95,12 +100,19 @@ impl Writer {
                     Job::Write(mutation, reply) => writes.push((mutation, reply)),
                     Job::ExpireDue(reply) => sweeps.push(reply),
                     Job::CatchUp => catch_up = true,
+                    Job::Deliver(delivery) => deliveries.push(delivery),
                     Job::Close(reply) => close = Some(reply),
                 }
                 if close.is_some() || writes.len() >= MAX_BATCH {
                     break;
                 }
                 next = jobs.try_recv().ok();
+            }
+            for delivery in deliveries {
+                if let Err(err) = self.deliver(delivery).await {
+                    tracing::warn!(error = %err, "cannot read other nodes' commits; retrying at the next probe");
+                    self.client = None;
+                }
             }
             if catch_up && writes.is_empty() {
                 // A batch reads what others committed anyway, under the lock.
@@ -124,7 +136,7 @@ impl Writer {
                     .drain()
                     .filter_map(|job| match job {
                         Job::Write(mutation, reply) => Some((mutation, reply)),
-                        Job::ExpireDue(_) | Job::CatchUp | Job::Close(_) => None,
+                        Job::ExpireDue(_) | Job::CatchUp | Job::Deliver(_) | Job::Close(_) => None,
                     })
                     .collect();
                 while !queued.is_empty() {
@@ -177,9 +189,31 @@ impl Writer {
         }
     }
 
+    /// Publishes to this node's subscribers, then announces this node's own changes
+    /// on the bus (never waiting for it).
     fn publish<T>(&mut self, committed: &Committed<T>) {
         self.shared.sink.publish(&committed.earlier);
         self.shared.sink.publish(&committed.own);
+        if let (Some(bus), false) = (&self.bus, committed.own.is_empty()) {
+            let _ = bus.try_send(committed.own.clone());
+        }
+    }
+
+    /// A batch another node announced: published as it is when it follows what this
+    /// node knows, ignored when already known, and read from the log when it leaves a
+    /// gap (an announcement was lost).
+    async fn deliver(&mut self, delivery: Delivery) -> Result<(), Error> {
+        if delivery.last <= self.known {
+            return Ok(());
+        }
+        match delivery.changes {
+            Some(changes) if delivery.first == self.known + 1 => {
+                self.advance(delivery.last);
+                self.shared.sink.publish(&changes);
+                Ok(())
+            }
+            _ => self.catch_up().await,
+        }
     }
 
     async fn transact_writes(

@@ -3,8 +3,10 @@
 # database, on ports 3001, 3002, …; prints their URLs and the shared API key, and stops
 # them all on Ctrl-C.
 #
-#   bash scripts/cluster.sh [--nodes N]
+#   bash scripts/cluster.sh [--nodes N] [--bus redis://HOST:PORT]
 #
+# With --bus, the nodes learn of each other's commits through Redis pub/sub instead of
+# PostgreSQL LISTEN/NOTIFY.
 # The database is RIPPLEKV_STORE (default postgres://postgres@127.0.0.1:5432/ripplekv_cluster,
 # created when missing). Needs cargo and psql. Open the demo page of two different nodes
 # (http://127.0.0.1:3001/ and http://127.0.0.1:3002/) to see changes cross nodes.
@@ -12,10 +14,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NODES=3
+BUS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --nodes) NODES=$2; shift 2 ;;
-    *) echo "usage: bash scripts/cluster.sh [--nodes N]" >&2; exit 2 ;;
+    --bus) BUS=(--bus "$2"); shift 2 ;;
+    *) echo "usage: bash scripts/cluster.sh [--nodes N] [--bus redis://HOST:PORT]" >&2; exit 2 ;;
   esac
 done
 STORE=${RIPPLEKV_STORE:-postgres://postgres@127.0.0.1:5432/ripplekv_cluster}
@@ -45,7 +49,7 @@ trap stop INT TERM EXIT
 
 for i in $(seq 1 "$NODES"); do
   port=$((FIRST_PORT + i - 1))
-  target/release/ripplekv serve --listen "127.0.0.1:$port" --store "$STORE" \
+  target/release/ripplekv serve --listen "127.0.0.1:$port" --store "$STORE" "${BUS[@]}" \
     --data-dir "$logs/node$i" 2>"$logs/node$i.log" &
   pids+=($!)
 done
@@ -59,7 +63,7 @@ for i in $(seq 1 "$NODES"); do
   done
 done
 key=$(psql -d "$STORE" -Atqc "SELECT value FROM ripplekv.secrets WHERE name = 'api_key'")
-echo "RippleKV cluster of $NODES nodes on $STORE"
+echo "RippleKV cluster of $NODES nodes on $STORE${BUS:+ with a Redis bus at ${BUS[1]}}"
 for i in $(seq 1 "$NODES"); do
   echo "  node $i: http://127.0.0.1:$((FIRST_PORT + i - 1))/  (ws://127.0.0.1:$((FIRST_PORT + i - 1))/ws)"
 done

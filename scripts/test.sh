@@ -15,6 +15,13 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 step() { printf '\n== %s\n' "$*"; }
+# Commands that stop what this run started (private PostgreSQL and Redis servers).
+on_exit=()
+stop_started() {
+  local command
+  for command in "${on_exit[@]}"; do $command >/dev/null 2>&1 || true; done
+}
+trap stop_started EXIT
 missing() {
   printf '\nerror: %s\n' "$*" >&2
   exit 1
@@ -77,6 +84,7 @@ export RIPPLEKV_PG_BIN="${RIPPLEKV_PG_BIN:-${pg_bin:-$(dirname "$(command -v pg_
 [ -x "$RIPPLEKV_PG_BIN/pg_ctl" ] || missing "PostgreSQL's pg_ctl is not in $RIPPLEKV_PG_BIN: set RIPPLEKV_PG_BIN"
 command -v psql >/dev/null || apt_install postgresql-client
 command -v redis-server >/dev/null || apt_install redis-server
+command -v redis-cli >/dev/null || apt_install redis-tools
 command -v python3 >/dev/null || apt_install python3 python3-venv
 venv=target/python
 if [ ! -x "$venv/bin/schemathesis" ]; then
@@ -112,11 +120,26 @@ if [ -z "${RIPPLEKV_TEST_POSTGRES:-}" ] && ! "$RIPPLEKV_PG_BIN/pg_isready" -q -h
   "${as_pg[@]}" "$RIPPLEKV_PG_BIN/initdb" -D "$pg_dir/data" -U postgres --auth=trust >/dev/null
   "${as_pg[@]}" "$RIPPLEKV_PG_BIN/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
     -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1" start >/dev/null
-  trap '"${as_pg[@]}" "$RIPPLEKV_PG_BIN/pg_ctl" -D "$pg_dir/data" -m fast stop >/dev/null 2>&1 || true' EXIT
+  on_exit+=("${as_pg[*]} $RIPPLEKV_PG_BIN/pg_ctl -D $pg_dir/data -m fast stop")
   export RIPPLEKV_TEST_POSTGRES="postgres://postgres@127.0.0.1:$pg_port/postgres"
   echo "started a private PostgreSQL for this run at $RIPPLEKV_TEST_POSTGRES"
 else
   echo "using ${RIPPLEKV_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/postgres}"
+fi
+
+step "Redis for the cluster runs with a Redis bus"
+# The cluster runs use RIPPLEKV_TEST_REDIS (by default the server on 127.0.0.1:6379;
+# each cluster has a channel of its own). Where none runs, start a private one.
+if [ -z "${RIPPLEKV_TEST_REDIS:-}" ] && ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --pidfile "$PWD/target/test-redis.pid" >/dev/null
+  on_exit+=("redis-cli -p $redis_port shutdown nosave")
+  export RIPPLEKV_TEST_REDIS="redis://127.0.0.1:$redis_port"
+  echo "started a private Redis for this run at $RIPPLEKV_TEST_REDIS"
+else
+  export RIPPLEKV_TEST_REDIS="${RIPPLEKV_TEST_REDIS:-redis://127.0.0.1:6379}"
+  echo "using $RIPPLEKV_TEST_REDIS"
 fi
 
 step "compatibility: official @hpkv SDKs against the real binary"
@@ -124,6 +147,9 @@ step "compatibility: official @hpkv SDKs against the real binary"
 
 step "compatibility: the same SDK suites against 3 nodes on PostgreSQL"
 (cd compat && RIPPLEKV_CLUSTER=3 npm test)
+
+step "compatibility: the same SDK suites against 3 nodes with a Redis bus"
+(cd compat && RIPPLEKV_CLUSTER=3 RIPPLEKV_CLUSTER_BUS="$RIPPLEKV_TEST_REDIS" npm test)
 
 step "demo page: end-to-end in headless Chromium"
 (cd e2e && npm test)

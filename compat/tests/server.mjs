@@ -6,7 +6,8 @@
 // server at RIPPLEKV_TEST_POSTGRES, default postgres://postgres@127.0.0.1:5432/postgres)
 // behind a round-robin TCP proxy: each connection a test opens, WebSocket or REST, goes
 // to the next node, so a test's writer, subscriber and REST calls land on different
-// nodes.
+// nodes. RIPPLEKV_CLUSTER_BUS=redis://… connects the nodes through Redis instead of
+// LISTEN/NOTIFY.
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 import { once } from 'node:events';
@@ -100,7 +101,8 @@ async function startCluster(size, extraArgs) {
   const store = `${adminUrl.replace(/\/[^/]*$/, '')}/${database}`;
   const nodes = [];
   for (let i = 0; i < size; i++) {
-    nodes.push(await startNode(['--store', store, ...extraArgs]));
+    const bus = process.env.RIPPLEKV_CLUSTER_BUS ? ['--bus', process.env.RIPPLEKV_CLUSTER_BUS] : [];
+    nodes.push(await startNode(['--store', store, ...bus, ...extraArgs]));
   }
   const addresses = nodes.map((node) => new URL(node.baseUrl));
   let next = 0;

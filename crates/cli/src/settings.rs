@@ -341,7 +341,7 @@ impl Settings {
             if self.store.is_none() {
                 bail!("--bus connects the nodes of a PostgreSQL store: give --store too");
             }
-            if !(bus.starts_with("redis://") || bus.starts_with("rediss://")) {
+            if !bus.starts_with("redis://") {
                 bail!("--bus must be a redis:// URL");
             }
         }

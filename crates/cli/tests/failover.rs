@@ -119,8 +119,19 @@ async fn watch_from(
         subscribe["since"] = json!(since);
     }
     socket.send(Message::text(subscribe.to_string())).await?;
+    let mut upto = upto.clone();
     loop {
-        let frame = receive(&mut socket).await?;
+        let reached = |seen: &[u64], target: u64| {
+            target > 0 && seen.last().is_some_and(|last| *last >= target)
+        };
+        if reached(seen, *upto.borrow()) {
+            return Ok(());
+        }
+        let frame = tokio::select! {
+            frame = receive(&mut socket) => frame?,
+            // The target may be set after its revision arrived: look again.
+            _ = upto.changed() => continue,
+        };
         match frame["type"].as_str() {
             Some("notification") => seen.push(frame["revision"].as_u64().unwrap()),
             Some("resync") => bail!("resync: the replay could not be served: {frame}"),
@@ -130,10 +141,6 @@ async fn watch_from(
                     let _ = holds.send(());
                 }
             }
-        }
-        let target = *upto.borrow();
-        if target > 0 && seen.last().is_some_and(|last| *last >= target) {
-            return Ok(());
         }
     }
 }

@@ -28,12 +28,20 @@ pub(crate) struct FanoutArgs {
     /// Writes per second, in total.
     #[arg(short = 'r', long, default_value_t = 100)]
     pub rate: u64,
+    /// Connections writing, each at its share of the rate with one write in flight
+    /// (more keep the rate when a write takes longer than the interval).
+    #[arg(short = 'w', long, default_value_t = 1)]
+    pub writers: usize,
     /// How long to write.
     #[arg(short = 'd', long, default_value = "10", value_parser = parse_seconds)]
     pub duration: Duration,
     /// Bytes per value (at least the timestamp).
     #[arg(long, default_value_t = 32)]
     pub value_size: usize,
+    /// Write through this server instead (another node of a cluster): the latency is
+    /// then from a commit on one node to the notification from another [default: --url].
+    #[arg(long, value_name = "URL")]
+    pub write_url: Option<String>,
 }
 
 /// The send time at the start of a notification's value: `"value":"<micros>:…"`.
@@ -94,27 +102,44 @@ pub(super) async fn run(target: &Target, args: &FanoutArgs) -> Result<Report> {
         }));
     }
     let bar = progress(target, args.duration, "fanout");
-    let mut writer = connect(&url).await?;
-    let interval = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
+    let write_url = args
+        .write_url
+        .as_deref()
+        .map_or_else(|| url.clone(), |base| target.socket_url_of(base));
+    let writers = args.writers.max(1);
     let started = Instant::now();
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut writes = 0u64;
-    while started.elapsed() < args.duration {
-        ticks.tick().await;
-        let stamp = now_micros().to_string();
-        let padding = "x".repeat(args.value_size.saturating_sub(stamp.len() + 1));
-        writer
-            .send(Message::text(
-                json!({"op": 2, "key": KEY, "value": format!("{stamp}:{padding}")}).to_string(),
-            ))
-            .await?;
-        match writer.next().await {
-            Some(Ok(_)) => writes += 1,
-            _ => bail!("the writer's connection closed"),
-        }
-        bar.set_position(started.elapsed().as_millis() as u64);
+    let mut writing = Vec::with_capacity(writers);
+    for _ in 0..writers {
+        let mut writer = connect(&write_url).await?;
+        let args = args.clone();
+        writing.push(tokio::spawn(async move {
+            let interval = Duration::from_secs_f64(writers as f64 / args.rate.max(1) as f64);
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut writes = 0u64;
+            while started.elapsed() < args.duration {
+                ticks.tick().await;
+                let stamp = now_micros().to_string();
+                let padding = "x".repeat(args.value_size.saturating_sub(stamp.len() + 1));
+                let request = json!({"op": 2, "key": KEY, "value": format!("{stamp}:{padding}")});
+                writer.send(Message::text(request.to_string())).await?;
+                match writer.next().await {
+                    Some(Ok(_)) => writes += 1,
+                    _ => bail!("the writer's connection closed"),
+                }
+            }
+            anyhow::Ok(writes)
+        }));
     }
+    while started.elapsed() < args.duration {
+        bar.set_position(started.elapsed().as_millis() as u64);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut writes = 0u64;
+    for writer in writing {
+        writes += writer.await??;
+    }
+    let writing_seconds = started.elapsed().as_secs_f64();
     // Wait for the last notifications to arrive (at most 10 s).
     let expected = writes * args.subscribers as u64;
     let drain = Instant::now();
@@ -137,6 +162,9 @@ pub(super) async fn run(target: &Target, args: &FanoutArgs) -> Result<Report> {
         latency: Some(latency),
         extra: json!({
             "subscribers": args.subscribers,
+            "cross_node": args.write_url.is_some(),
+            "writers": writers,
+            "writes_per_second": writes as f64 / writing_seconds,
             "writes": writes,
             "expected_deliveries": expected,
             "lost": expected.saturating_sub(operations),

@@ -29,6 +29,8 @@ use clap::{Args, Subcommand};
 #[derive(Debug, Args, Clone)]
 pub(crate) struct Target {
     /// Server base URL (any WebSocket server speaking the protocol, or the echo server).
+    /// Several, comma-separated (the nodes of a cluster): connections are spread over
+    /// them in turn.
     #[arg(
         long,
         env = "RIPPLEKV_URL",
@@ -49,12 +51,22 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// The WebSocket URL with credentials.
+    /// The WebSocket URL with credentials (of the first server, when several are given).
     pub(crate) fn socket_url(&self) -> String {
-        let base = self
-            .url
-            .trim_end_matches('/')
-            .replacen("http://", "ws://", 1);
+        self.socket_urls().swap_remove(0)
+    }
+
+    /// The WebSocket URL with credentials of every server given, in order.
+    pub(crate) fn socket_urls(&self) -> Vec<String> {
+        self.url
+            .split(',')
+            .map(|url| self.socket_url_of(url.trim()))
+            .collect()
+    }
+
+    /// The WebSocket URL with credentials of the server at `url`.
+    pub(crate) fn socket_url_of(&self, url: &str) -> String {
+        let base = url.trim_end_matches('/').replacen("http://", "ws://", 1);
         let base = if base.ends_with("/ws") {
             base
         } else {

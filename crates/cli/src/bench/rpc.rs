@@ -49,9 +49,9 @@ fn key(n: u64) -> String {
 }
 
 pub(super) async fn run(target: &Target, args: &RpcArgs, mode: &str) -> Result<Report> {
-    let url = target.socket_url();
+    let urls = target.socket_urls();
     if !args.no_populate && args.get_ratio > 0.0 {
-        populate(&url, args).await?;
+        populate(&urls[0], args).await?;
     }
     let bar = progress(target, args.duration, mode);
     let started = Instant::now();
@@ -59,7 +59,7 @@ pub(super) async fn run(target: &Target, args: &RpcArgs, mode: &str) -> Result<R
     let value = "x".repeat(args.value_size);
     let mut tasks = Vec::with_capacity(args.connections);
     for c in 0..args.connections {
-        let mut socket = connect(&url).await?;
+        let mut socket = connect(&urls[c % urls.len()]).await?;
         let value = value.clone();
         let args = args.clone();
         tasks.push(tokio::spawn(async move {

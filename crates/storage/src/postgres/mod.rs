@@ -32,6 +32,7 @@ use crate::stats::WriterStats;
 use rows::{from_sql, sql_int, CHANGE_COLUMNS};
 use writer::Writer;
 
+mod batch;
 mod bus;
 mod feed;
 mod rows;
@@ -197,7 +198,7 @@ impl PostgresStore {
         let (jobs, queue) = flume::bounded(QUEUE_CAPACITY);
         let writer = Writer::new(
             config.clone(),
-            client,
+            batch::Connection::prepare(client).await?,
             Arc::clone(&shared),
             (limits, retention),
             floor,

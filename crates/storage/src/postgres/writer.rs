@@ -25,11 +25,12 @@ use futures_util::future::try_join3;
 use ripplekv_core::{plan, Change, Error, Limits, Mutation, Record, Retention, Revision};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, Transaction};
+use tokio_postgres::{Config, Transaction};
 
+use super::batch::Connection;
 use super::bus::Delivery;
 use super::rows::{self, from_sql, sql_int, ChangeColumns, CHANGE_COLUMNS};
-use super::{connect, db_error, Job, Shared, MAX_BATCH};
+use super::{db_error, Job, Shared, MAX_BATCH};
 
 /// How often the change log is checked for entries past their age.
 const AGE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -43,7 +44,7 @@ type Reply = oneshot::Sender<Result<Change, Error>>;
 /// The state of the writer task.
 pub(super) struct Writer {
     config: Config,
-    client: Option<Client>,
+    connection: Option<Connection>,
     shared: Arc<Shared>,
     limits: Limits,
     retention: Retention,
@@ -67,7 +68,7 @@ struct Committed<T> {
 impl Writer {
     pub(super) fn new(
         config: Config,
-        client: Client,
+        connection: Connection,
         shared: Arc<Shared>,
         (limits, retention): (Limits, Retention),
         floor: Revision,
@@ -76,7 +77,7 @@ impl Writer {
         let known = shared.revision.load(Ordering::Acquire);
         Writer {
             config,
-            client: Some(client),
+            connection: Some(connection),
             shared,
             limits,
             retention,
@@ -111,14 +112,14 @@ impl Writer {
             for delivery in deliveries {
                 if let Err(err) = self.deliver(delivery).await {
                     tracing::warn!(error = %err, "cannot read other nodes' commits; retrying at the next probe");
-                    self.client = None;
+                    self.connection = None;
                 }
             }
             if catch_up && writes.is_empty() {
                 // A batch reads what others committed anyway, under the lock.
                 if let Err(err) = self.catch_up().await {
                     tracing::warn!(error = %err, "cannot read other nodes' commits; retrying at the next probe");
-                    self.client = None;
+                    self.connection = None;
                 }
             }
             if !writes.is_empty() {
@@ -150,11 +151,16 @@ impl Writer {
         }
     }
 
-    async fn client(&mut self) -> Result<&mut Client, Error> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = Some(connect(&self.config).await?);
+    /// The connection, made again (with its statements) after a failure.
+    async fn connection(&mut self) -> Result<&mut Connection, Error> {
+        if self
+            .connection
+            .as_ref()
+            .is_none_or(|connection| connection.client.is_closed())
+        {
+            self.connection = Some(Connection::open(&self.config).await?);
         }
-        self.client
+        self.connection
             .as_mut()
             .ok_or_else(|| Error::internal("no database connection"))
     }
@@ -181,7 +187,7 @@ impl Writer {
             }
             Err(err) => {
                 tracing::error!(error = %err, writes = count, "batch not committed; answered 503");
-                self.client = None;
+                self.connection = None;
                 for reply in replies {
                     let _ = reply.send(Err(Error::Unavailable));
                 }
@@ -223,28 +229,22 @@ impl Writer {
         let limits = self.limits;
         let (known, floor, retention) = (self.known, self.floor, self.retention);
         let check_age = self.last_age_check.elapsed() >= AGE_CHECK_INTERVAL;
-        let client = self.client().await?;
-        let txn = client.transaction().await.map_err(db_error)?;
-        let (head, now) = lock_clock(&txn).await?;
-        let earlier = read_log(&txn, known, head).await?;
-
         let keys: Vec<&str> = mutations
             .iter()
             .map(|mutation| mutation.key.as_str())
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let mut current: HashMap<String, Option<Record>> = HashMap::new();
-        for row in txn
-            .query(
-                "SELECT key, value, revision, expires_at_ms FROM ripplekv.kv WHERE key = ANY($1)",
-                &[&keys],
-            )
-            .await
-            .map_err(db_error)?
-        {
-            current.insert(row.get(0), Some(rows::record(&row, 1)?));
-        }
+        let age_check = check_age.then(|| (floor, max_age_ms(retention)));
+        let connection = self.connection().await?;
+        let locked = connection.begin(known, &keys, age_check).await?;
+        let (head, now) = (locked.head, locked.now);
+        let mut current: HashMap<String, Option<Record>> = locked
+            .current
+            .into_iter()
+            .map(|(key, record)| (key, Some(record)))
+            .collect();
+        drop(keys);
 
         let mut revision = head;
         let mut outcomes = Vec::with_capacity(mutations.len());
@@ -269,13 +269,20 @@ impl Writer {
         }
         let mut new_floor = floor;
         if own.is_empty() {
-            txn.rollback().await.map_err(db_error)?;
+            connection.rollback().await?;
         } else {
-            write_rows(&txn, &dirty, &current).await?;
-            append(&txn, &own, revision).await?;
-            // After the append, so this batch's own entries count as young.
-            new_floor = trim_log(&txn, floor, revision, now, retention, check_age).await?;
-            txn.commit().await.map_err(db_error)?;
+            // Every entry before the first young one is old (with none young, every
+            // entry before this batch's); beyond the count, the oldest go too.
+            let by_age = age_check.map(|_| locked.first_young.map_or(head, |young| young - 1));
+            new_floor = floor
+                .max(revision.saturating_sub(retention.max_entries))
+                .max(by_age.unwrap_or(0));
+            let rows: Vec<(&str, Option<&Record>)> = dirty
+                .iter()
+                .map(|key| (key.as_str(), current.get(key).and_then(Option::as_ref)))
+                .collect();
+            let trim = (new_floor > floor).then_some((floor, new_floor));
+            connection.commit(&rows, &own, revision, trim).await?;
         }
         self.floor = new_floor;
         if check_age {
@@ -284,7 +291,7 @@ impl Writer {
         self.advance(revision);
         Ok(Committed {
             result: outcomes,
-            earlier,
+            earlier: locked.earlier,
             own,
         })
     }
@@ -298,7 +305,7 @@ impl Writer {
             }
             Err(err) => {
                 tracing::error!(error = %err, "expiry sweep failed");
-                self.client = None;
+                self.connection = None;
                 Err(Error::Unavailable)
             }
         }
@@ -306,8 +313,8 @@ impl Writer {
 
     async fn transact_expiry(&mut self) -> Result<Committed<usize>, Error> {
         let known = self.known;
-        let client = self.client().await?;
-        let txn = client.transaction().await.map_err(db_error)?;
+        let connection = self.connection().await?;
+        let txn = connection.client.transaction().await.map_err(db_error)?;
         let (head, now) = lock_clock(&txn).await?;
         let earlier = read_log(&txn, known, head).await?;
         let mut due: Vec<(i64, String, i64)> = txn
@@ -356,8 +363,9 @@ impl Writer {
         );
         loop {
             let known = sql_int(self.known);
-            let client = self.client().await?;
-            let rows = client
+            let connection = self.connection().await?;
+            let rows = connection
+                .client
                 .query(&sql, &[&known, &CATCH_UP_PAGE])
                 .await
                 .map_err(db_error)?;
@@ -432,41 +440,6 @@ async fn read_log(
     Ok(changes)
 }
 
-/// Writes the final state of every key the batch changed.
-async fn write_rows(
-    txn: &Transaction<'_>,
-    dirty: &[String],
-    current: &HashMap<String, Option<Record>>,
-) -> Result<(), Error> {
-    let (mut keys, mut values, mut revisions, mut expiries) = (vec![], vec![], vec![], vec![]);
-    let mut deleted = vec![];
-    for key in dirty {
-        match current.get(key).and_then(Option::as_ref) {
-            Some(record) => {
-                keys.push(key.as_str());
-                values.push(record.value.as_bytes());
-                revisions.push(sql_int(record.revision));
-                expiries.push(record.expires_at_ms.map(sql_int));
-            }
-            None => deleted.push(key.as_str()),
-        }
-    }
-    let rows: [&(dyn ToSql + Sync); 4] = [&keys, &values, &revisions, &expiries];
-    let upsert = txn.execute(
-        "INSERT INTO ripplekv.kv (key, value, revision, expires_at_ms) \
-         SELECT * FROM unnest($1::text[], $2::bytea[], $3::int8[], $4::int8[]) \
-         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, \
-         revision = EXCLUDED.revision, expires_at_ms = EXCLUDED.expires_at_ms",
-        &rows,
-    );
-    let gone: [&(dyn ToSql + Sync); 1] = [&deleted];
-    let delete = txn.execute("DELETE FROM ripplekv.kv WHERE key = ANY($1)", &gone);
-    futures_util::future::try_join(upsert, delete)
-        .await
-        .map_err(db_error)?;
-    Ok(())
-}
-
 /// Logs `changes` and moves the clock to `head`, in one pipelined round trip.
 async fn append(txn: &Transaction<'_>, changes: &[Change], head: Revision) -> Result<(), Error> {
     let columns = ChangeColumns::new(changes);
@@ -498,48 +471,7 @@ async fn append(txn: &Transaction<'_>, changes: &[Change], head: Revision) -> Re
     Ok(())
 }
 
-/// Drops change-log entries beyond the retention (by count on every batch, by age at
-/// most every [`AGE_CHECK_INTERVAL`]); returns the new floor.
-async fn trim_log(
-    txn: &Transaction<'_>,
-    floor: Revision,
-    head: Revision,
-    now: u64,
-    retention: Retention,
-    check_age: bool,
-) -> Result<Revision, Error> {
-    let mut new_floor = floor.max(head.saturating_sub(retention.max_entries));
-    if check_age {
-        let cutoff =
-            now.saturating_sub(u64::try_from(retention.max_age.as_millis()).unwrap_or(u64::MAX));
-        let first_young: Option<i64> = txn
-            .query_opt(
-                "SELECT revision FROM ripplekv.changes WHERE revision > $1 AND at_ms >= $2 \
-                 ORDER BY revision LIMIT 1",
-                &[&sql_int(floor), &sql_int(cutoff)],
-            )
-            .await
-            .map_err(db_error)?
-            .map(|row| row.get(0));
-        // Every entry before the first young one is old. This batch's entries, just
-        // appended, are young, so there is always one.
-        if let Some(revision) = first_young {
-            new_floor = new_floor.max(from_sql(revision) - 1);
-        }
-    }
-    if new_floor > floor {
-        txn.execute(
-            "DELETE FROM ripplekv.changes WHERE revision > $1 AND revision <= $2",
-            &[&sql_int(floor), &sql_int(new_floor)],
-        )
-        .await
-        .map_err(db_error)?;
-        txn.execute(
-            "UPDATE ripplekv.meta SET log_floor = GREATEST(log_floor, $1)",
-            &[&sql_int(new_floor)],
-        )
-        .await
-        .map_err(db_error)?;
-    }
-    Ok(new_floor)
+/// The retention's age limit in milliseconds.
+fn max_age_ms(retention: Retention) -> u64 {
+    u64::try_from(retention.max_age.as_millis()).unwrap_or(u64::MAX)
 }

@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::{Client, Config, NoTls};
 
 use crate::stats::WriterStats;
+use ripplekv_core::metrics::{Histogram, LATENCY_SECONDS};
 use rows::{from_sql, sql_int, CHANGE_COLUMNS};
 use writer::Writer;
 
@@ -80,6 +81,9 @@ pub struct PostgresStore {
 struct Shared {
     revision: AtomicU64,
     stats: WriterStats,
+    /// How long batches waited for the clock row, and held it (lock to commit).
+    clock_wait: Histogram,
+    clock_hold: Histogram,
     sink: SinkSlot,
 }
 
@@ -189,6 +193,8 @@ impl PostgresStore {
         let shared = Arc::new(Shared {
             revision: AtomicU64::new(revision),
             stats: WriterStats::default(),
+            clock_wait: Histogram::new(LATENCY_SECONDS),
+            clock_hold: Histogram::new(LATENCY_SECONDS),
             sink: SinkSlot::default(),
         });
         let bus = match bus {
@@ -453,6 +459,14 @@ impl Store for PostgresStore {
 
     fn render_metrics(&self, out: &mut String) {
         self.shared.stats.render(out);
+        out.push_str("# HELP ripplekv_store_clock_wait_seconds Time a batch waited for the clock row (the first round trip).\n# TYPE ripplekv_store_clock_wait_seconds histogram\n");
+        self.shared
+            .clock_wait
+            .render(out, "ripplekv_store_clock_wait_seconds", "");
+        out.push_str("# HELP ripplekv_store_clock_hold_seconds Time a batch held the clock row, from taking it to its commit.\n# TYPE ripplekv_store_clock_hold_seconds histogram\n");
+        self.shared
+            .clock_hold
+            .render(out, "ripplekv_store_clock_hold_seconds", "");
         if let Some(bus) = &self.bus {
             bus.render(out);
         }

@@ -236,8 +236,12 @@ impl Writer {
             .into_iter()
             .collect();
         let age_check = check_age.then(|| (floor, max_age_ms(retention)));
+        let shared = Arc::clone(&self.shared);
         let connection = self.connection().await?;
+        let asked = Instant::now();
         let locked = connection.begin(known, &keys, age_check).await?;
+        let taken = Instant::now();
+        shared.clock_wait.observe((taken - asked).as_secs_f64());
         let (head, now) = (locked.head, locked.now);
         let mut current: HashMap<String, Option<Record>> = locked
             .current
@@ -284,6 +288,7 @@ impl Writer {
             let trim = (new_floor > floor).then_some((floor, new_floor));
             connection.commit(&rows, &own, revision, trim).await?;
         }
+        shared.clock_hold.observe(taken.elapsed().as_secs_f64());
         self.floor = new_floor;
         if check_age {
             self.last_age_check = Instant::now();

@@ -1,8 +1,11 @@
-//! `backup`, `restore`, `export` and `import` with the real binary and real servers.
+//! `backup`, `restore`, `export` and `import` with the real binary and real servers, on
+//! the embedded store and on PostgreSQL.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
+#[path = "../../storage/tests/support/mod.rs"]
+mod support;
 
 use std::path::Path;
 use std::process::Output;
@@ -237,6 +240,69 @@ async fn an_export_imports_into_another_server() -> Result<()> {
     std::fs::write(&bad, "{\"key\":\"x\",\"value\":\"1\"}\nnot json\n")?;
     let stderr = fails(&["import", &bad], Some(&target_url)).await?;
     assert!(stderr.contains("line 2"), "{stderr}");
+    target.child.kill().await?;
+    Ok(())
+}
+
+/// A PostgreSQL store backs up and exports like the embedded one; its backup restores
+/// into an embedded data directory and imports into another cluster's database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_store_backs_up_exports_and_imports() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let source_db = support::TestDatabase::create().await;
+    let node = |database: &str, dir: &str| {
+        let flags = ["--api-key", KEY, "--store", database].map(str::to_owned);
+        let dir = work.path().join(dir);
+        async move {
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+            common::start_with(&flags, &[], &dir, "warn").await
+        }
+    };
+    let mut source = node(&source_db.url, "source").await?;
+    let url = format!("http://{}", source.addr);
+    for i in 0..300 {
+        ok(
+            &["set", &format!("key:{i:03}"), &format!("v{i}")],
+            Some(&url),
+        )
+        .await?;
+    }
+    ok(&["set", "session", "s", "--ttl", "3600"], Some(&url)).await?;
+    let backup = path(work.path(), "backup.jsonl");
+    assert_eq!(
+        ok(&["backup", &backup], Some(&url)).await?,
+        format!("backed up 301 records at revision 301 to {backup}\n")
+    );
+    let export = path(work.path(), "export.jsonl");
+    assert_eq!(
+        ok(&["export", &export], Some(&url)).await?,
+        format!("exported 301 records at revision 301 to {export}\n")
+    );
+    let before = get(&url, "key:123").await?;
+    source.child.kill().await?;
+
+    // Into an embedded data directory, offline.
+    let restored_dir = path(work.path(), "restored");
+    ok(&["restore", &backup, "--data-dir", &restored_dir], None).await?;
+    let mut restored = common::start(Path::new(&restored_dir)).await?;
+    let restored_url = format!("http://{}", restored.addr);
+    assert_eq!(
+        get(&restored_url, "key:123").await?,
+        before,
+        "value and revision"
+    );
+    restored.child.kill().await?;
+
+    // Into another cluster's database, through its REST API.
+    let target_db = support::TestDatabase::create().await;
+    let mut target = node(&target_db.url, "target").await?;
+    let target_url = format!("http://{}", target.addr);
+    assert_eq!(
+        ok(&["import", &backup], Some(&target_url)).await?,
+        format!("imported 301 records from {backup} (0 already expired, skipped)\n")
+    );
+    assert_eq!(get(&target_url, "key:299").await?["value"], "v299");
+    assert_eq!(get(&target_url, "session").await?["value"], "s");
     target.child.kill().await?;
     Ok(())
 }

@@ -154,6 +154,9 @@ impl Metrics {
             "gauge",
             store.revision().to_string(),
         );
+        out.push_str("# HELP ripplekv_delivery_lag_seconds Time from a change's commit (its timestamp) to its fan-out on this node; for other nodes' commits, how far behind this node delivers.\n# TYPE ripplekv_delivery_lag_seconds histogram\n");
+        hub.delivery_lag()
+            .render(&mut out, "ripplekv_delivery_lag_seconds", "");
         out.push_str("# HELP ripplekv_requests_total Requests by operation and status code.\n# TYPE ripplekv_requests_total counter\n");
         for (o, op) in OPS.iter().enumerate() {
             for (c, code) in CODES.iter().enumerate() {

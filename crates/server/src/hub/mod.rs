@@ -22,18 +22,32 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::extract::ws::Utf8Bytes;
-use ripplekv_core::{Change, ChangeSink, Pattern};
+use ripplekv_core::metrics::{Histogram, LATENCY_SECONDS};
+use ripplekv_core::{now_ms, Change, ChangeSink, Pattern};
 
 pub use event::{Event, Target};
 use index::Index;
 pub use subscriber::{Access, Subscriber};
 
 /// The subscription index and the publisher of notifications.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Hub {
     index: RwLock<Index>,
     /// Notifications this hub queued to connections (or held for their replays).
     queued: AtomicU64,
+    /// Time from each change's commit (its timestamp) to its fan-out here: on a node
+    /// of a cluster, how far behind the other nodes' commits it delivers.
+    lag: Histogram,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            index: RwLock::default(),
+            queued: AtomicU64::new(0),
+            lag: Histogram::new(LATENCY_SECONDS),
+        }
+    }
 }
 
 impl Hub {
@@ -97,6 +111,11 @@ impl Hub {
         self.queued.load(Ordering::Relaxed)
     }
 
+    /// Time from commit to fan-out, per change.
+    pub fn delivery_lag(&self) -> &Histogram {
+        &self.lag
+    }
+
     /// True when nobody subscribes to anything.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -127,7 +146,10 @@ impl Hub {
     /// Fans each change out to the subscribers it matches, in the order given. Takes
     /// the changes, since each becomes the event its subscribers share.
     pub(crate) fn fan_out(&self, changes: impl IntoIterator<Item = Change>) {
+        let now = now_ms();
         for change in changes {
+            self.lag
+                .observe(now.saturating_sub(change.timestamp_ms) as f64 / 1000.0);
             let subscribers = self.matching_with_checks(&change.key);
             if subscribers.is_empty() {
                 continue;

@@ -45,6 +45,13 @@ async fn a_write_on_one_node_reaches_a_subscriber_on_another() -> Result<()> {
             (json!(format!("k{i}")), json!(i))
         );
     }
+    // The node that delivered them measured how far behind the commits it was.
+    let metrics = crate::operations::reqwest_text(&b, "/metrics").await?;
+    let delivered = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("ripplekv_delivery_lag_seconds_count "))
+        .and_then(|count| count.parse::<u64>().ok());
+    assert!(delivered.is_some_and(|count| count >= 3), "{metrics}");
     a.stop().await?;
     b.stop().await
 }

@@ -123,7 +123,7 @@ async fn metrics_move_to_their_own_listener() -> Result<()> {
 }
 
 /// The body of a GET as text (the metrics are not JSON).
-async fn reqwest_text(server: &TestServer, path: &str) -> Result<String> {
+pub(crate) async fn reqwest_text(server: &TestServer, path: &str) -> Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut socket = tokio::net::TcpStream::connect(server.addr).await?;
     socket

@@ -403,3 +403,38 @@ async fn on_a_redis_bus_changes_arrive_through_it_and_keep_arriving_while_it_res
     );
     drop(redis);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_expiry_is_committed_once_whichever_node_sweeps() {
+    use ripplekv_core::ChangeOp;
+    let database = TestDatabase::create().await;
+    let (a, _) = node(&database).await;
+    let (b, _) = node(&database).await;
+    for i in 0..20 {
+        let mutation = Mutation {
+            ttl_ms: Some(1),
+            ..set(&format!("t{i}"), "v")
+        };
+        a.write(mutation).await.unwrap();
+    }
+    // The TTLs are one millisecond: let them run out.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (by_a, by_b) = tokio::join!(a.expire_due(), b.expire_due());
+    assert_eq!(
+        by_a.unwrap() + by_b.unwrap(),
+        20,
+        "every key expired once, by one node"
+    );
+    let ChangesSince::Changes(log) = b.changes_since(20, 100).await.unwrap() else {
+        panic!("everything is retained")
+    };
+    let mut expired: Vec<&str> = log
+        .iter()
+        .filter(|change| change.op == ChangeOp::Expire)
+        .map(|change| change.key.as_str())
+        .collect();
+    expired.sort_unstable();
+    expired.dedup();
+    assert_eq!((log.len(), expired.len()), (20, 20));
+    assert_eq!(a.get("t0").await.unwrap(), None);
+}

@@ -19,8 +19,8 @@ use ripplekv_core::{Change, Error, Record, Revision};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
+use super::db::{connect, db_error};
 use super::rows::{self, from_sql, sql_int, ChangeColumns, CHANGE_COLUMNS};
-use super::{connect, db_error};
 
 /// The writer's connection and the statements prepared on it.
 pub(super) struct Connection {
@@ -40,6 +40,7 @@ struct Statements {
     notify: Statement,
     trim: Statement,
     set_floor: Statement,
+    take_due: Statement,
 }
 
 impl Connection {
@@ -69,6 +70,9 @@ impl Connection {
             "SELECT pg_notify('ripplekv_changes', $1)",
             "DELETE FROM ripplekv.changes WHERE revision > $1 AND revision <= $2",
             "UPDATE ripplekv.meta SET log_floor = GREATEST(log_floor, $1)",
+            "DELETE FROM ripplekv.kv WHERE key IN (SELECT key FROM ripplekv.kv \
+             WHERE expires_at_ms <= $1 ORDER BY expires_at_ms LIMIT $2) \
+             RETURNING expires_at_ms, key, revision",
         ];
         let mut prepared = Vec::with_capacity(sql.len());
         for text in sql {
@@ -92,6 +96,7 @@ impl Connection {
             notify: next()?,
             trim: next()?,
             set_floor: next()?,
+            take_due: next()?,
         };
         Ok(Connection { client, statements })
     }
@@ -207,6 +212,25 @@ impl Connection {
         .await
         .map_err(db_error)?;
         Ok(())
+    }
+
+    /// Removes up to `limit` records whose TTL ran out by `now`, inside the batch's
+    /// transaction: their (expiry, key, last revision), in no particular order.
+    pub(super) async fn take_due(
+        &self,
+        now: u64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, i64)>, Error> {
+        let now = sql_int(now);
+        let rows = self
+            .client
+            .query(&self.statements.take_due, &[&now, &limit])
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect())
     }
 
     /// Ends a transaction that changed nothing.

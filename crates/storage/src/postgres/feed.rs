@@ -18,7 +18,8 @@ use tokio::sync::Notify;
 use tokio_postgres::{AsyncMessage, Config, NoTls};
 
 use super::bus::Bus;
-use super::{db_error, Job};
+use super::db::db_error;
+use super::Job;
 
 /// Longest a change committed elsewhere waits to be seen when notifications are lost.
 pub(super) const PROBE_INTERVAL: Duration = Duration::from_secs(1);

@@ -8,7 +8,7 @@
 use ripplekv_core::Error;
 use tokio_postgres::Client;
 
-use super::db_error;
+use super::db::db_error;
 
 /// The schema version this build writes.
 pub(super) const SCHEMA_VERSION: i32 = 1;

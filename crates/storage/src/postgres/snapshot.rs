@@ -12,8 +12,9 @@ use ripplekv_core::{Error, Record, Snapshot};
 use tokio::runtime::Handle;
 use tokio_postgres::{Client, Config};
 
+use super::db::{connect, db_error};
 use super::rows::{self, from_sql, sql_int};
-use super::{connect, db_error, LIVE};
+use super::LIVE;
 
 /// Records fetched per round trip.
 const PAGE: u64 = 1000;

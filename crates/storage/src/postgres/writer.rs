@@ -21,16 +21,15 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::try_join3;
 use ripplekv_core::{plan, Change, Error, Limits, Mutation, Record, Retention, Revision};
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::types::ToSql;
-use tokio_postgres::{Config, Transaction};
+use tokio_postgres::Config;
 
 use super::batch::Connection;
 use super::bus::Delivery;
-use super::rows::{self, from_sql, sql_int, ChangeColumns, CHANGE_COLUMNS};
-use super::{db_error, Job, Shared, MAX_BATCH};
+use super::db::db_error;
+use super::rows::{self, from_sql, sql_int, CHANGE_COLUMNS};
+use super::{Job, Shared, MAX_BATCH};
 
 /// How often the change log is checked for entries past their age.
 const AGE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -319,21 +318,9 @@ impl Writer {
     async fn transact_expiry(&mut self) -> Result<Committed<usize>, Error> {
         let known = self.known;
         let connection = self.connection().await?;
-        let txn = connection.client.transaction().await.map_err(db_error)?;
-        let (head, now) = lock_clock(&txn).await?;
-        let earlier = read_log(&txn, known, head).await?;
-        let mut due: Vec<(i64, String, i64)> = txn
-            .query(
-                "DELETE FROM ripplekv.kv WHERE key IN (SELECT key FROM ripplekv.kv \
-                 WHERE expires_at_ms <= $1 ORDER BY expires_at_ms LIMIT $2) \
-                 RETURNING expires_at_ms, key, revision",
-                &[&sql_int(now), &MAX_EXPIRED_PER_COMMIT],
-            )
-            .await
-            .map_err(db_error)?
-            .iter()
-            .map(|row| (row.get(0), row.get(1), row.get(2)))
-            .collect();
+        let locked = connection.begin(known, &[], None).await?;
+        let (head, now) = (locked.head, locked.now);
+        let mut due = connection.take_due(now, MAX_EXPIRED_PER_COMMIT).await?;
         // Expire in the order they were due, as the embedded store does.
         due.sort();
         let mut revision = head;
@@ -345,15 +332,14 @@ impl Writer {
             })
             .collect();
         if own.is_empty() {
-            txn.rollback().await.map_err(db_error)?;
+            connection.rollback().await?;
         } else {
-            append(&txn, &own, revision).await?;
-            txn.commit().await.map_err(db_error)?;
+            connection.commit(&[], &own, revision, None).await?;
         }
         self.advance(revision);
         Ok(Committed {
             result: own.len(),
-            earlier,
+            earlier: locked.earlier,
             own,
         })
     }
@@ -398,82 +384,6 @@ impl Writer {
             .log_entries
             .store(retained, Ordering::Relaxed);
     }
-}
-
-/// Locks the clock row (held to COMMIT); returns the head and the database's time.
-async fn lock_clock(txn: &Transaction<'_>) -> Result<(Revision, u64), Error> {
-    let row = txn
-        .query_one(
-            "SELECT revision, ripplekv.now_ms() FROM ripplekv.clock FOR UPDATE",
-            &[],
-        )
-        .await
-        .map_err(db_error)?;
-    Ok((from_sql(row.get(0)), from_sql(row.get(1))))
-}
-
-/// Changes committed after `known` up to `head` (by other nodes, or by this one in a
-/// commit whose answer was lost).
-async fn read_log(
-    txn: &Transaction<'_>,
-    known: Revision,
-    head: Revision,
-) -> Result<Vec<Change>, Error> {
-    if head <= known {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT {CHANGE_COLUMNS} FROM ripplekv.changes \
-         WHERE revision > $1 AND revision <= $2 ORDER BY revision"
-    );
-    let rows = txn
-        .query(&sql, &[&sql_int(known), &sql_int(head)])
-        .await
-        .map_err(db_error)?;
-    let changes = rows
-        .iter()
-        .map(rows::change)
-        .collect::<Result<Vec<_>, _>>()?;
-    if changes.len() as u64 != head - known {
-        tracing::warn!(
-            known,
-            head,
-            found = changes.len(),
-            "changes committed elsewhere are no longer all in the log"
-        );
-    }
-    Ok(changes)
-}
-
-/// Logs `changes` and moves the clock to `head`, in one pipelined round trip.
-async fn append(txn: &Transaction<'_>, changes: &[Change], head: Revision) -> Result<(), Error> {
-    let columns = ChangeColumns::new(changes);
-    let first = changes.first().map_or(head, |change| change.revision);
-    let hint = format!("{first}-{head}");
-    let entries: [&(dyn ToSql + Sync); 8] = [
-        &columns.revisions,
-        &columns.keys,
-        &columns.ops,
-        &columns.values,
-        &columns.previous,
-        &columns.stored,
-        &columns.expiries,
-        &columns.times,
-    ];
-    let log = txn.execute(
-        "INSERT INTO ripplekv.changes (revision, key, op, value, previous, stored, \
-         expires_at_ms, at_ms) SELECT * FROM unnest($1::int8[], $2::text[], $3::int2[], \
-         $4::bytea[], $5::int8[], $6::bytea[], $7::int8[], $8::int8[])",
-        &entries,
-    );
-    let head = sql_int(head);
-    let head_param: [&(dyn ToSql + Sync); 1] = [&head];
-    let clock = txn.execute("UPDATE ripplekv.clock SET revision = $1", &head_param);
-    // A wake-up hint for other nodes; the log above is what they read.
-    let hint_param: [&(dyn ToSql + Sync); 1] = [&hint];
-    let notify = txn.execute("SELECT pg_notify('ripplekv_changes', $1)", &hint_param);
-    try_join3(log, clock, notify).await.map_err(db_error)?;
-    Ok(())
 }
 
 /// The retention's age limit in milliseconds.

@@ -11,6 +11,7 @@
 //! All apply writes through [`ripplekv_core::plan`], so their semantics cannot drift;
 //! the conformance suite in `tests/conformance.rs` runs the same cases against each.
 
+mod jobs;
 mod memory;
 mod postgres;
 mod redb_store;

@@ -10,11 +10,10 @@ use std::sync::{Arc, Mutex};
 
 use ripplekv_core::{Change, ChangeSink, ChangesSince, Error, Limits, Mutation, Store, WriteOp};
 use ripplekv_storage::{PostgresOptions, PostgresStore};
-use tokio_postgres::NoTls;
 
 mod support;
 
-use support::TestDatabase;
+use support::{Connections, TestDatabase};
 
 /// Records what a node publishes, and lets a test await a count.
 #[derive(Debug)]
@@ -161,20 +160,13 @@ async fn a_node_that_writes_nothing_publishes_every_other_nodes_commit_in_order(
     );
     assert_eq!(idle.revision(), 31);
 
-    // Its listener's connection killed, the node still catches up (the probe, then a
+    // The listeners' connections killed, the node still catches up (the probe, then a
     // new listener).
-    let (admin, connection) = tokio_postgres::connect(&support::admin_url(), NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = $1 AND query = 'LISTEN ripplekv_changes'",
-            &[&database.name],
-        )
-        .await
-        .unwrap();
+    assert_eq!(
+        database.kill(Connections::Listeners).await,
+        2,
+        "both nodes' listeners"
+    );
     a.write(set("after", "v")).await.unwrap();
     seen.published(32).await;
     assert_eq!(seen.revisions().last(), Some(&32));
@@ -248,19 +240,7 @@ async fn a_node_whose_connections_are_killed_answers_503_or_truly_and_recovers()
     let database = TestDatabase::create().await;
     let (store, _) = node(&database).await;
     store.write(set("before", "v")).await.unwrap();
-    let (admin, connection) = tokio_postgres::connect(&support::admin_url(), NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let killed: i64 = admin
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE datname = $1 AND pid <> pg_backend_pid()",
-            &[&database.name],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let killed = database.kill(Connections::All).await;
     assert!(killed >= 1, "the node's connections were killed");
     let mut acknowledged = Vec::new();
     let mut refused = 0;

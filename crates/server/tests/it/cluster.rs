@@ -10,7 +10,7 @@ use ripplekv_storage::PostgresStore;
 use serde_json::json;
 
 use crate::common::{TestServer, KEY, SECRET};
-use crate::support::TestDatabase;
+use crate::support::{Connections, TestDatabase};
 
 async fn node(database: &TestDatabase) -> Result<TestServer> {
     let store = PostgresStore::connect(&database.url, Default::default()).await?;
@@ -64,16 +64,7 @@ async fn a_client_resuming_on_another_node_gets_its_replay_not_a_resync() -> Res
     let (a, b) = (node(&database).await?, node(&database).await?);
     // Without listeners for a moment (they reconnect within a second), B learns of A's
     // writes late: the window this test is about.
-    let (admin, connection) =
-        tokio_postgres::connect(&crate::support::admin_url(), tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    admin
-        .execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = $1 AND query = 'LISTEN ripplekv_changes'",
-            &[&database.name],
-        )
-        .await?;
+    database.kill(Connections::Listeners).await;
     let mut on_a = a.ws().await?;
     for i in 1..=3 {
         on_a.request(json!({"op": "set", "key": "doc", "value": format!("v{i}"), "messageId": i}))

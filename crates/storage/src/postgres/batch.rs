@@ -20,7 +20,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
 use super::db::{connect, db_error};
-use super::rows::{self, from_sql, sql_int, ChangeColumns, CHANGE_COLUMNS};
+use super::rows::{self, from_sql, sql_int, ChangeColumns, CHANGES_AFTER};
 
 /// The writer's connection and the statements prepared on it.
 pub(super) struct Connection {
@@ -49,12 +49,9 @@ impl Connection {
     }
 
     pub(super) async fn prepare(client: Client) -> Result<Self, Error> {
-        let log_after = format!(
-            "SELECT {CHANGE_COLUMNS} FROM ripplekv.changes WHERE revision > $1 ORDER BY revision"
-        );
         let sql = [
             "SELECT revision, ripplekv.now_ms() FROM ripplekv.clock FOR UPDATE",
-            &log_after,
+            CHANGES_AFTER,
             "SELECT key, value, revision, expires_at_ms FROM ripplekv.kv WHERE key = ANY($1)",
             "SELECT revision FROM ripplekv.changes \
              WHERE revision > $1 AND at_ms >= ripplekv.now_ms() - $2 ORDER BY revision LIMIT 1",
@@ -113,7 +110,7 @@ impl Connection {
         let begin = client.batch_execute("BEGIN");
         let lock = client.query_one(&statements.lock_clock, &[]);
         let known_param = sql_int(known);
-        let log_params: [&(dyn ToSql + Sync); 1] = [&known_param];
+        let log_params: [&(dyn ToSql + Sync); 2] = [&known_param, &i64::MAX];
         let row_params: [&(dyn ToSql + Sync); 1] = [&keys];
         let log = client.query(&statements.log_after, &log_params);
         let rows = client.query(&statements.rows, &row_params);
@@ -212,6 +209,23 @@ impl Connection {
         .await
         .map_err(db_error)?;
         Ok(())
+    }
+
+    /// Up to `limit` changes above `after` from the log, oldest first (outside any
+    /// batch: the clock's lock makes commits visible in revision order, so there is no
+    /// hole in what is read).
+    pub(super) async fn changes_after(
+        &self,
+        after: Revision,
+        limit: i64,
+    ) -> Result<Vec<Change>, Error> {
+        let after = sql_int(after);
+        let rows = self
+            .client
+            .query(&self.statements.log_after, &[&after, &limit])
+            .await
+            .map_err(db_error)?;
+        rows.iter().map(rows::change).collect()
     }
 
     /// Removes up to `limit` records whose TTL ran out by `now`, inside the batch's

@@ -21,6 +21,7 @@ use ripplekv_core::{Change, ChangeOp, Error, Previous};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::rows::{stored_or_notified, stored_unless_notified};
 use super::Job;
 
 /// Batches that may wait for the publisher; beyond it they are dropped (and healed).
@@ -171,11 +172,7 @@ fn encode(batch: &[Change]) -> Vec<u8> {
                 Previous::At(revision) => json!(revision),
                 Previous::Absent | Previous::Unknown => Value::Null,
             };
-            let stored = if change.stored == change.value {
-                Value::Null
-            } else {
-                json!(change.stored)
-            };
+            let stored = json!(stored_unless_notified(change));
             json!([
                 change.revision,
                 change.key,
@@ -220,11 +217,7 @@ fn decode(payload: &[u8]) -> Option<Delivery> {
 fn decode_change(entry: &Value) -> Option<Change> {
     let op = ChangeOp::from_code(u8::try_from(entry[2].as_u64()?).ok()?)?;
     let value = entry[3].as_str().map(str::to_owned);
-    let stored = match entry[5].as_str() {
-        Some(stored) => Some(stored.to_owned()),
-        None if matches!(op, ChangeOp::Delete | ChangeOp::Expire) => None,
-        None => value.clone(),
-    };
+    let stored = stored_or_notified(op, &value, entry[5].as_str().map(str::to_owned));
     Some(Change {
         revision: entry[0].as_u64()?,
         key: entry[1].as_str()?.to_owned(),

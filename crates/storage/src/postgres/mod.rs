@@ -28,10 +28,11 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_postgres::{Config, NoTls};
 
+use crate::jobs;
 use crate::stats::WriterStats;
 use db::{cluster_id, connect, db_error};
 use ripplekv_core::metrics::{Histogram, LATENCY_SECONDS};
-use rows::{from_sql, sql_int, CHANGE_COLUMNS};
+use rows::{from_sql, sql_int, CHANGES_AFTER};
 use writer::Writer;
 
 mod batch;
@@ -211,18 +212,6 @@ impl PostgresStore {
             Error::Unavailable
         })
     }
-
-    async fn job<T>(
-        &self,
-        job: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Job,
-    ) -> Result<T, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send_async(job(reply))
-            .await
-            .map_err(|_| Error::Unavailable)?;
-        answer.await.map_err(|_| Error::Unavailable)?
-    }
 }
 
 impl Drop for PostgresStore {
@@ -302,14 +291,8 @@ impl Store for PostgresStore {
     }
 
     async fn submit(&self, mutation: Mutation) -> Result<PendingWrite, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send_async(Job::Write(mutation, reply))
-            .await
-            .map_err(|_| Error::Unavailable)?;
-        Ok(PendingWrite::later(async move {
-            answer.await.map_err(|_| Error::Unavailable)?
-        }))
+        let answer = jobs::queue(&self.jobs, |reply| Job::Write(mutation, reply)).await?;
+        Ok(PendingWrite::later(jobs::answer(answer)))
     }
 
     async fn expire_due(&self) -> Result<usize, Error> {
@@ -327,7 +310,7 @@ impl Store for PostgresStore {
         if !due {
             return Ok(0);
         }
-        self.job(Job::ExpireDue).await
+        jobs::answer(jobs::queue(&self.jobs, Job::ExpireDue).await?).await
     }
 
     async fn changes_since(&self, after: Revision, limit: usize) -> Result<ChangesSince, Error> {
@@ -349,12 +332,9 @@ impl Store for PostgresStore {
         if after < floor {
             return Ok(ChangesSince::TooOld { floor });
         }
-        let sql = format!(
-            "SELECT {CHANGE_COLUMNS} FROM ripplekv.changes WHERE revision > $1 \
-             ORDER BY revision LIMIT $2"
-        );
+
         let rows = txn
-            .query(&sql, &[&sql_int(after), &sql_int(limit as u64)])
+            .query(CHANGES_AFTER, &[&sql_int(after), &sql_int(limit as u64)])
             .await
             .map_err(db_error)?;
         txn.commit().await.map_err(db_error)?;

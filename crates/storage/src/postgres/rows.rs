@@ -4,9 +4,11 @@
 use ripplekv_core::{Change, ChangeOp, Error, Previous, Record};
 use tokio_postgres::Row;
 
-/// The columns of a change row, in the order [`change`] reads them.
-pub(super) const CHANGE_COLUMNS: &str =
-    "revision, key, op, value, previous, stored, expires_at_ms, at_ms";
+/// The log's changes above `$1`, oldest first, at most `$2`, with the columns in the
+/// order [`change`] reads them. Replays, catching up and the batch all read the log so.
+pub(super) const CHANGES_AFTER: &str =
+    "SELECT revision, key, op, value, previous, stored, expires_at_ms, at_ms \
+     FROM ripplekv.changes WHERE revision > $1 ORDER BY revision LIMIT $2";
 
 /// A revision or time as PostgreSQL stores it.
 pub(super) fn sql_int(value: u64) -> i64 {
@@ -31,7 +33,31 @@ pub(super) fn record(row: &Row, first: usize) -> Result<Record, Error> {
     })
 }
 
-/// A change from the [`CHANGE_COLUMNS`].
+/// A change's stored value as kept in the log and on the bus: `None` when it equals the
+/// notified value (most changes), so it is kept once.
+pub(super) fn stored_unless_notified(change: &Change) -> Option<&str> {
+    if change.stored == change.value {
+        None
+    } else {
+        change.stored.as_deref()
+    }
+}
+
+/// The stored value back from what [`stored_unless_notified`] kept: the notified value
+/// when nothing else was kept, except for deletes and expiries, which store nothing.
+pub(super) fn stored_or_notified(
+    op: ChangeOp,
+    value: &Option<String>,
+    kept: Option<String>,
+) -> Option<String> {
+    match kept {
+        Some(stored) => Some(stored),
+        None if matches!(op, ChangeOp::Delete | ChangeOp::Expire) => None,
+        None => value.clone(),
+    }
+}
+
+/// A change from a row of [`CHANGES_AFTER`].
 pub(super) fn change(row: &Row) -> Result<Change, Error> {
     let code: i16 = row.get(2);
     let op = u8::try_from(code)
@@ -39,12 +65,8 @@ pub(super) fn change(row: &Row) -> Result<Change, Error> {
         .and_then(ChangeOp::from_code)
         .ok_or_else(|| Error::internal(format!("unknown change op {code} in the log")))?;
     let value = row.get::<_, Option<Vec<u8>>>(3).map(text).transpose()?;
-    let stored = match row.get::<_, Option<Vec<u8>>>(5) {
-        Some(bytes) => Some(text(bytes)?),
-        // Kept once when it equals the notified value; deletes and expiries have none.
-        None if matches!(op, ChangeOp::Delete | ChangeOp::Expire) => None,
-        None => value.clone(),
-    };
+    let kept = row.get::<_, Option<Vec<u8>>>(5).map(text).transpose()?;
+    let stored = stored_or_notified(op, &value, kept);
     Ok(Change {
         revision: from_sql(row.get(0)),
         key: row.get(1),
@@ -87,10 +109,9 @@ impl<'a> ChangeColumns<'a> {
                 Previous::At(revision) => Some(sql_int(revision)),
                 Previous::Absent | Previous::Unknown => None,
             });
-            let stored = change.stored.as_deref().map(str::as_bytes);
             columns
                 .stored
-                .push(if stored == value { None } else { stored });
+                .push(stored_unless_notified(change).map(str::as_bytes));
             columns.expiries.push(change.expires_at_ms.map(sql_int));
             columns.times.push(sql_int(change.timestamp_ms));
         }

@@ -27,8 +27,7 @@ use tokio_postgres::Config;
 
 use super::batch::Connection;
 use super::bus::Delivery;
-use super::db::db_error;
-use super::rows::{self, from_sql, sql_int, CHANGE_COLUMNS};
+use super::rows::from_sql;
 use super::{Job, Shared, MAX_BATCH};
 
 /// How often the change log is checked for entries past their age.
@@ -348,22 +347,13 @@ impl Writer {
     /// clock's lock makes commits visible in revision order, so what is read has no
     /// hole.
     async fn catch_up(&mut self) -> Result<(), Error> {
-        let sql = format!(
-            "SELECT {CHANGE_COLUMNS} FROM ripplekv.changes WHERE revision > $1 \
-             ORDER BY revision LIMIT $2"
-        );
         loop {
-            let known = sql_int(self.known);
-            let connection = self.connection().await?;
-            let rows = connection
-                .client
-                .query(&sql, &[&known, &CATCH_UP_PAGE])
-                .await
-                .map_err(db_error)?;
-            let changes = rows
-                .iter()
-                .map(rows::change)
-                .collect::<Result<Vec<_>, _>>()?;
+            let known = self.known;
+            let changes = self
+                .connection()
+                .await?
+                .changes_after(known, CATCH_UP_PAGE)
+                .await?;
             let Some(last) = changes.last().map(|change| change.revision) else {
                 return Ok(());
             };

@@ -40,6 +40,7 @@ use ripplekv_core::{
 };
 use tokio::sync::oneshot;
 
+use crate::jobs;
 pub use crate::stats::WriterStats;
 use codec::{decode, decode_change};
 pub use restore::{restore, RESTORE_REVISION_GAP};
@@ -226,14 +227,8 @@ impl Store for RedbStore {
     }
 
     async fn submit(&self, mutation: Mutation) -> Result<PendingWrite, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send_async(Job::Write(mutation, reply))
-            .await
-            .map_err(|_| Error::Unavailable)?;
-        Ok(PendingWrite::later(async move {
-            answer.await.map_err(|_| Error::Unavailable)?
-        }))
+        let answer = jobs::queue(&self.jobs, |reply| Job::Write(mutation, reply)).await?;
+        Ok(PendingWrite::later(jobs::answer(answer)))
     }
 
     async fn expire_due(&self) -> Result<usize, Error> {
@@ -247,12 +242,7 @@ impl Store for RedbStore {
         if first_due.is_none_or(|at| at > now_ms()) {
             return Ok(0);
         }
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send_async(Job::ExpireDue(reply))
-            .await
-            .map_err(|_| Error::Unavailable)?;
-        answer.await.map_err(|_| Error::Unavailable)?
+        jobs::answer(jobs::queue(&self.jobs, Job::ExpireDue).await?).await
     }
 
     async fn changes_since(&self, after: Revision, limit: usize) -> Result<ChangesSince, Error> {

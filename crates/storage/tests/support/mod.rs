@@ -51,6 +51,33 @@ impl TestDatabase {
     }
 }
 
+/// Which of a database's connections [`TestDatabase::kill`] terminates.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Connections {
+    /// Every one (but the killer's own).
+    All,
+    /// The nodes' `LISTEN` connections.
+    Listeners,
+}
+
+impl TestDatabase {
+    /// Terminates connections to this database, as an operator or a failing network
+    /// would; returns how many.
+    pub(crate) async fn kill(&self, which: Connections) -> i64 {
+        let (client, connection) = tokio_postgres::connect(&admin_url(), NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let only = match which {
+            Connections::All => "",
+            Connections::Listeners => "AND query = 'LISTEN ripplekv_changes'",
+        };
+        let sql = format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid() {only}"
+        );
+        client.query_one(&sql, &[&self.name]).await.unwrap().get(0)
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);

@@ -8,7 +8,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use ripplekv_core::{Change, ChangeSink, ChangesSince, Error, Limits, Mutation, Store, WriteOp};
+use ripplekv_core::{
+    Change, ChangeSink, ChangesSince, Error, Limits, Mutation, Previous, Store, WriteOp,
+};
 use ripplekv_storage::{PostgresOptions, PostgresStore};
 
 mod support;
@@ -94,6 +96,38 @@ async fn two_nodes_starting_at_once_on_an_empty_database_both_come_up() {
     let (a, b) = (a.unwrap(), b.unwrap());
     a.write(set("k", "1")).await.unwrap();
     assert_eq!(b.get("k").await.unwrap().unwrap().value, "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_of_schema_version_1_is_migrated_on_start_and_keeps_its_data() {
+    let database = TestDatabase::create().await;
+    let (store, _) = node(&database).await;
+    let written = store.write(set("k", "1")).await.unwrap();
+    store.close().await.unwrap();
+    // Version 1 is version 2 without the batch function.
+    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "DROP FUNCTION ripplekv.commit_batch; UPDATE ripplekv.meta SET schema_version = 1",
+        )
+        .await
+        .unwrap();
+    let (store, _) = node(&database).await;
+    let version: i32 = client
+        .query_one("SELECT schema_version FROM ripplekv.meta", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 2);
+    assert_eq!(
+        store.get("k").await.unwrap().unwrap().revision,
+        written.revision
+    );
+    let next = store.write(set("k", "2")).await.unwrap();
+    assert_eq!(next.revision, written.revision + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,6 +250,99 @@ async fn conditional_writes_and_counters_are_exact_across_nodes() {
         counter.await.unwrap();
     }
     assert_eq!(a.get("n").await.unwrap().unwrap().value, "100");
+}
+
+/// A connection of the test's own holding the clock row's lock, as a long batch of
+/// another node would, until it commits.
+async fn hold_clock(database: &TestDatabase) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("BEGIN; SELECT revision FROM ripplekv.clock FOR UPDATE")
+        .await
+        .unwrap();
+    client
+}
+
+/// Returns once `count` sessions of the database wait for a lock (failing after 10 s).
+async fn lock_waiters(client: &tokio_postgres::Client, count: i64) {
+    let waiting = async {
+        loop {
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            if row.get::<_, i64>(0) >= count {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .unwrap_or_else(|_| panic!("{count} sessions never waited for the clock"));
+}
+
+fn replanned(store: &PostgresStore) -> u64 {
+    let mut metrics = String::new();
+    store.render_metrics(&mut metrics);
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("ripplekv_store_batches_replanned_total "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_planned_on_a_snapshot_follow_the_head_and_replan_when_their_rows_changed() {
+    let database = TestDatabase::create().await;
+    let (a, seen_by_a) = node(&database).await;
+    let (b, seen_by_b) = node(&database).await;
+    let base = a.write(set("start", "v")).await.unwrap().revision;
+    let write = |store: &Arc<PostgresStore>, mutation: Mutation| {
+        let store = Arc::clone(store);
+        tokio::spawn(async move { store.write(mutation).await.unwrap() })
+    };
+
+    // Both nodes plan on the same snapshot while the clock is held: the second to get
+    // it follows the first's revision, with nothing to plan again (other keys).
+    let holder = hold_clock(&database).await;
+    let (x, y) = (write(&a, set("x", "1")), write(&b, set("y", "1")));
+    lock_waiters(&holder, 2).await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    let mut revisions = [x.await.unwrap().revision, y.await.unwrap().revision];
+    revisions.sort_unstable();
+    assert_eq!(revisions, [base + 1, base + 2]);
+    assert_eq!(replanned(&a) + replanned(&b), 0);
+
+    // The same key from both: the second finds the row changed and plans again under
+    // the lock, so the counter counts both increments.
+    let holder = hold_clock(&database).await;
+    let increment = || Mutation::new("n", WriteOp::Atomic(1));
+    let (from_a, from_b) = (write(&a, increment()), write(&b, increment()));
+    lock_waiters(&holder, 2).await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    let mut changes = [from_a.await.unwrap(), from_b.await.unwrap()];
+    changes.sort_by_key(|change| change.revision);
+    let [first, second] = &changes;
+    assert_eq!((first.revision, second.revision), (base + 3, base + 4));
+    assert_eq!(first.value.as_deref(), Some("1"));
+    assert_eq!(second.value.as_deref(), Some("2"));
+    assert_eq!(second.previous, Previous::At(first.revision));
+    assert_eq!(replanned(&a) + replanned(&b), 1);
+    assert_eq!(a.get("n").await.unwrap().unwrap().revision, base + 4);
+
+    for seen in [&seen_by_a, &seen_by_b] {
+        seen.published(5).await;
+        assert_eq!(seen.revisions(), (base..=base + 4).collect::<Vec<_>>());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

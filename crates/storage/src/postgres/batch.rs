@@ -1,26 +1,35 @@
-//! One write batch in two pipelined round trips, so the clock row is held as briefly as
-//! the network allows:
+//! A write batch's round trips with the database. The usual way takes one round trip
+//! before the clock row is locked and one under it:
 //!
-//! 1. `BEGIN`; lock the clock row (the head and the database's time); read the log above
-//!    what this node knows (others' commits); read the batch's rows; and, when due,
-//!    find the change log's first entry young enough to keep. Each statement runs after
-//!    the lock is taken, so each sees every commit before it and none after.
-//! 2. (the writer plans every write in between) upsert and delete the rows, append the
-//!    changes, move the clock, notify, trim the log when due, and `COMMIT`.
+//! 1. [`Connection::snapshot`]: the clock and the batch's rows, read together (one
+//!    statement, one snapshot), without any lock. The writer plans every write on
+//!    them, numbering its changes above the snapshot's clock.
+//! 2. [`Connection::commit_planned`]: one call of `ripplekv.commit_batch` (see
+//!    `schema`), which locks the clock, checks that none of the batch's rows changed
+//!    since the snapshot, renumbers the changes to follow the head it finds, writes
+//!    everything, trims the log and commits, all inside the database. The clock row is
+//!    held for that call only, not for any network round trip.
 //!
-//! Any failing statement aborts the transaction, so its `COMMIT` rolls back; the first
-//! error is returned, and the writer then drops the connection (whose pipeline may
-//! still hold answers) and answers the batch with 503.
+//! When a row did change (another node wrote one of the batch's keys in between), the
+//! call changes nothing and the writer takes the locked way: [`Connection::begin`]
+//! locks the clock and reads the rows, the writer plans under the lock, and
+//! [`Connection::commit`] writes and commits, two round trips with the row held. That
+//! way always succeeds, so a hot key cannot starve a batch; expiry sweeps take it too.
+//!
+//! On the locked way any failing statement aborts the transaction, so its `COMMIT`
+//! rolls back; the first error is returned, and the writer then drops the connection
+//! (whose pipeline may still hold answers) and answers the batch with 503.
 
 use std::collections::HashMap;
 
 use futures_util::future::{try_join, try_join5};
 use ripplekv_core::{Change, Error, Record, Revision};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
 use super::db::{connect, db_error};
-use super::rows::{self, from_sql, sql_int, ChangeColumns, CHANGES_AFTER};
+use super::rows::{self, from_sql, sql_int, ChangeColumns, RowColumns, CHANGES_AFTER};
 
 /// The writer's connection and the statements prepared on it.
 pub(super) struct Connection {
@@ -41,7 +50,12 @@ struct Statements {
     trim: Statement,
     set_floor: Statement,
     take_due: Statement,
+    snapshot: Statement,
+    commit_batch: Statement,
 }
+
+/// The SQLSTATE `ripplekv.commit_batch` fails with when the batch's rows changed.
+const ROWS_CHANGED: &str = "RK001";
 
 impl Connection {
     pub(super) async fn open(config: &tokio_postgres::Config) -> Result<Self, Error> {
@@ -70,6 +84,10 @@ impl Connection {
             "DELETE FROM ripplekv.kv WHERE key IN (SELECT key FROM ripplekv.kv \
              WHERE expires_at_ms <= $1 ORDER BY expires_at_ms LIMIT $2) \
              RETURNING expires_at_ms, key, revision",
+            "SELECT c.revision, ripplekv.now_ms(), k.key, k.value, k.revision, k.expires_at_ms \
+             FROM ripplekv.clock c LEFT JOIN ripplekv.kv k ON k.key = ANY($1)",
+            "SELECT * FROM ripplekv.commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+             $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         ];
         let mut prepared = Vec::with_capacity(sql.len());
         for text in sql {
@@ -94,8 +112,84 @@ impl Connection {
             trim: next()?,
             set_floor: next()?,
             take_due: next()?,
+            snapshot: next()?,
+            commit_batch: next()?,
         };
         Ok(Connection { client, statements })
+    }
+
+    /// The clock, the database's time and the batch's rows (expired or not), read in
+    /// one snapshot, without a lock.
+    pub(super) async fn snapshot(&self, keys: &[&str]) -> Result<Snapshot, Error> {
+        let rows = self
+            .client
+            .query(&self.statements.snapshot, &[&keys])
+            .await
+            .map_err(db_error)?;
+        let first = rows
+            .first()
+            .ok_or_else(|| Error::internal("the clock row is missing"))?;
+        let mut current = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(key) = row.get::<_, Option<String>>(2) {
+                current.insert(key, rows::record(row, 3)?);
+            }
+        }
+        Ok(Snapshot {
+            base: from_sql(first.get(0)),
+            now: from_sql(first.get(1)),
+            current,
+        })
+    }
+
+    /// Commits a batch planned on `plan.snapshot` in one call (see the module
+    /// documentation); `None`, with nothing changed, when one of `plan.seen` changed
+    /// since.
+    pub(super) async fn commit_planned(
+        &self,
+        plan: &PlannedBatch<'_>,
+    ) -> Result<Option<Applied>, Error> {
+        let seen_keys: Vec<&str> = plan.seen.iter().map(|(key, _)| *key).collect();
+        let seen_revisions: Vec<Option<i64>> = plan
+            .seen
+            .iter()
+            .map(|(_, revision)| revision.map(sql_int))
+            .collect();
+        let row_columns = RowColumns::new(&plan.rows);
+        let columns = ChangeColumns::new(plan.changes);
+        let (base, known) = (sql_int(plan.base), sql_int(plan.known));
+        let max_entries = sql_int(plan.max_entries);
+        let max_age = plan.max_age_ms.map(sql_int);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &base,
+            &known,
+            &max_entries,
+            &max_age,
+            &seen_keys,
+            &seen_revisions,
+        ];
+        params.extend(row_columns.upsert_params());
+        params.push(&row_columns.deleted);
+        params.extend(columns.params());
+        let rows = match self
+            .client
+            .query(&self.statements.commit_batch, &params)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(err) if err.code() == Some(&SqlState::from_code(ROWS_CHANGED)) => return Ok(None),
+            Err(err) => return Err(db_error(err)),
+        };
+        let (last, earlier) = rows
+            .split_last()
+            .ok_or_else(|| Error::internal("commit_batch returned nothing"))?;
+        Ok(Some(Applied {
+            head: from_sql(last.get(0)),
+            floor: from_sql(last.get(4)),
+            waited_us: from_sql(last.get(6)),
+            held_us: from_sql(last.get(7)),
+            earlier: earlier.iter().map(rows::change).collect::<Result<_, _>>()?,
+        }))
     }
 
     /// Round trip 1: begins, locks the clock, and reads what the batch needs.
@@ -152,36 +246,15 @@ impl Connection {
         trim: Option<(Revision, Revision)>,
     ) -> Result<(), Error> {
         let (client, statements) = (&self.client, &self.statements);
-        let (mut keys, mut values, mut revisions, mut expiries) = (vec![], vec![], vec![], vec![]);
-        let mut deleted = vec![];
-        for (key, record) in rows {
-            match record {
-                Some(record) => {
-                    keys.push(*key);
-                    values.push(record.value.as_bytes());
-                    revisions.push(sql_int(record.revision));
-                    expiries.push(record.expires_at_ms.map(sql_int));
-                }
-                None => deleted.push(*key),
-            }
-        }
+        let row_columns = RowColumns::new(rows);
         let columns = ChangeColumns::new(changes);
         let first = changes.first().map_or(head, |change| change.revision);
         let hint = format!("{first}-{head}");
         let head = sql_int(head);
-        let upsert_params: [&(dyn ToSql + Sync); 4] = [&keys, &values, &revisions, &expiries];
-        let append_params: [&(dyn ToSql + Sync); 8] = [
-            &columns.revisions,
-            &columns.keys,
-            &columns.ops,
-            &columns.values,
-            &columns.previous,
-            &columns.stored,
-            &columns.expiries,
-            &columns.times,
-        ];
+        let upsert_params = row_columns.upsert_params();
+        let append_params = columns.params();
         let upsert = client.execute(&statements.upsert, &upsert_params);
-        let delete_params: [&(dyn ToSql + Sync); 1] = [&deleted];
+        let delete_params: [&(dyn ToSql + Sync); 1] = [&row_columns.deleted];
         let clock_params: [&(dyn ToSql + Sync); 1] = [&head];
         let hint_params: [&(dyn ToSql + Sync); 1] = [&hint];
         let delete = client.execute(&statements.delete, &delete_params);
@@ -266,4 +339,41 @@ pub(super) struct Locked {
     pub(super) current: HashMap<String, Record>,
     /// The change log's first entry young enough to keep, when asked.
     pub(super) first_young: Option<Revision>,
+}
+
+/// What [`Connection::snapshot`] read.
+pub(super) struct Snapshot {
+    /// The clock in the snapshot: every row read has a revision at or below it.
+    pub(super) base: Revision,
+    pub(super) now: u64,
+    /// The batch's keys that exist (expired or not), with their records.
+    pub(super) current: HashMap<String, Record>,
+}
+
+/// A batch planned on a [`Snapshot`], for [`Connection::commit_planned`].
+pub(super) struct PlannedBatch<'a> {
+    /// The snapshot's clock; the changes' revisions follow it.
+    pub(super) base: Revision,
+    /// The head this node knows: the changes above it are returned.
+    pub(super) known: Revision,
+    /// Every key the plan read, with the revision it had (`None`: absent).
+    pub(super) seen: Vec<(&'a str, Option<Revision>)>,
+    pub(super) rows: Vec<(&'a str, Option<&'a Record>)>,
+    pub(super) changes: &'a [Change],
+    /// The retention: at most this many entries; no entry older than this, when due.
+    pub(super) max_entries: u64,
+    pub(super) max_age_ms: Option<u64>,
+}
+
+/// What [`Connection::commit_planned`] committed after.
+pub(super) struct Applied {
+    /// The head the batch followed: its changes are the planned ones moved up by
+    /// `head - base`.
+    pub(super) head: Revision,
+    /// The change log's floor after the commit.
+    pub(super) floor: Revision,
+    pub(super) waited_us: u64,
+    pub(super) held_us: u64,
+    /// Changes others committed in (known, head], in order.
+    pub(super) earlier: Vec<Change>,
 }

@@ -87,6 +87,9 @@ struct Shared {
     /// How long batches waited for the clock row, and held it (lock to commit).
     clock_wait: Histogram,
     clock_hold: Histogram,
+    /// Batches whose rows changed between their snapshot and their commit, committed
+    /// again the locked way.
+    replanned: AtomicU64,
     sink: SinkSlot,
 }
 
@@ -148,6 +151,7 @@ impl PostgresStore {
             stats: WriterStats::default(),
             clock_wait: Histogram::new(LATENCY_SECONDS),
             clock_hold: Histogram::new(LATENCY_SECONDS),
+            replanned: AtomicU64::new(0),
             sink: SinkSlot::default(),
         });
         let bus = match bus {
@@ -390,15 +394,18 @@ impl Store for PostgresStore {
     }
 
     fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
         self.shared.stats.render(out);
-        out.push_str("# HELP ripplekv_store_clock_wait_seconds Time a batch waited for the clock row (the first round trip).\n# TYPE ripplekv_store_clock_wait_seconds histogram\n");
+        out.push_str("# HELP ripplekv_store_clock_wait_seconds Time a batch waited for the clock row's lock.\n# TYPE ripplekv_store_clock_wait_seconds histogram\n");
         self.shared
             .clock_wait
             .render(out, "ripplekv_store_clock_wait_seconds", "");
-        out.push_str("# HELP ripplekv_store_clock_hold_seconds Time a batch held the clock row, from taking it to its commit.\n# TYPE ripplekv_store_clock_hold_seconds histogram\n");
+        out.push_str("# HELP ripplekv_store_clock_hold_seconds Time a batch held the clock row: until its commit call returned inside the database (the usual way; the WAL flush after it not included), or from the lock to the commit (the locked way).\n# TYPE ripplekv_store_clock_hold_seconds histogram\n");
         self.shared
             .clock_hold
             .render(out, "ripplekv_store_clock_hold_seconds", "");
+        let replanned = self.shared.replanned.load(Ordering::Relaxed);
+        let _ = writeln!(out, "# HELP ripplekv_store_batches_replanned_total Batches whose rows another node changed between their snapshot and their commit, committed again under the clock's lock.\n# TYPE ripplekv_store_batches_replanned_total counter\nripplekv_store_batches_replanned_total {replanned}");
         if let Some(bus) = &self.bus {
             bus.render(out);
         }

@@ -2,6 +2,7 @@
 //! `bigint` is signed; revisions and times are never near 2^63).
 
 use ripplekv_core::{Change, ChangeOp, Error, Previous, Record};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 /// The log's changes above `$1`, oldest first, at most `$2`, with the columns in the
@@ -116,5 +117,53 @@ impl<'a> ChangeColumns<'a> {
             columns.times.push(sql_int(change.timestamp_ms));
         }
         columns
+    }
+
+    /// The columns as the parameters of the log's `INSERT … SELECT FROM unnest(…)`.
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+        [
+            &self.revisions,
+            &self.keys,
+            &self.ops,
+            &self.values,
+            &self.previous,
+            &self.stored,
+            &self.expiries,
+            &self.times,
+        ]
+    }
+}
+
+/// A batch's rows as the column arrays of one upsert and one delete: each written key
+/// with its new record, or among the deleted.
+#[derive(Default)]
+pub(super) struct RowColumns<'a> {
+    pub(super) keys: Vec<&'a str>,
+    pub(super) values: Vec<&'a [u8]>,
+    pub(super) revisions: Vec<i64>,
+    pub(super) expiries: Vec<Option<i64>>,
+    pub(super) deleted: Vec<&'a str>,
+}
+
+impl<'a> RowColumns<'a> {
+    pub(super) fn new(rows: &[(&'a str, Option<&'a Record>)]) -> Self {
+        let mut columns = RowColumns::default();
+        for (key, record) in rows {
+            match record {
+                Some(record) => {
+                    columns.keys.push(key);
+                    columns.values.push(record.value.as_bytes());
+                    columns.revisions.push(sql_int(record.revision));
+                    columns.expiries.push(record.expires_at_ms.map(sql_int));
+                }
+                None => columns.deleted.push(key),
+            }
+        }
+        columns
+    }
+
+    /// The written rows as the parameters of the upsert's `unnest(…)`.
+    pub(super) fn upsert_params(&self) -> [&(dyn ToSql + Sync); 4] {
+        [&self.keys, &self.values, &self.revisions, &self.expiries]
     }
 }

@@ -11,13 +11,14 @@ use tokio_postgres::Client;
 use super::db::db_error;
 
 /// The schema version this build writes.
-pub(super) const SCHEMA_VERSION: i32 = 1;
+pub(super) const SCHEMA_VERSION: i32 = 2;
 
 /// Advisory lock key held while migrating (the bytes of "ripplekv").
 const MIGRATION_LOCK: i64 = 0x7269_7070_6c65_6b76;
 
 /// Migration N (1-based) brings the schema from version N-1 to N.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [r#"
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
+    r#"
 CREATE SCHEMA IF NOT EXISTS ripplekv;
 -- The clock: the store-wide revision. Every write transaction locks this one row first
 -- and holds it to COMMIT, so revisions are dense and become visible in order.
@@ -63,7 +64,91 @@ CREATE TABLE ripplekv.secrets (
 -- The database's clock, in milliseconds: TTLs follow one clock whatever node runs them.
 CREATE FUNCTION ripplekv.now_ms() RETURNS bigint LANGUAGE sql VOLATILE
   AS $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
-"#];
+"#,
+    r#"
+-- A batch planned from a snapshot (`base` = the clock in it, every planned revision
+-- above it), committed in one call so the clock row is held only while it runs:
+-- locks the clock; fails with SQLSTATE RK001, changing nothing, if any of the batch's
+-- rows changed since the snapshot (`seen_keys` / `seen_revisions`, NULL for absent);
+-- moves every planned revision above `base` to just above the head it finds; writes
+-- the rows, the changes and the clock; notifies; trims the log to its retention
+-- (`max_entries`, and `max_age_ms` unless NULL). Returns the changes others committed
+-- in (`known`, head], oldest first, then one last row with no key: the head the batch
+-- followed, the log's floor (in `previous`), and the microseconds spent waiting for
+-- the lock and holding it (in `expires_at_ms` and `at_ms`).
+CREATE FUNCTION ripplekv.commit_batch(
+  base bigint, known bigint, max_entries bigint, max_age_ms bigint,
+  seen_keys text[], seen_revisions bigint[],
+  row_keys text[], row_values bytea[], row_revisions bigint[], row_expiries bigint[],
+  deleted_keys text[],
+  change_revisions bigint[], change_keys text[], change_ops smallint[],
+  change_values bytea[], change_previous bigint[], change_stored bytea[],
+  change_expiries bigint[], change_times bigint[])
+RETURNS TABLE (revision bigint, key text, op smallint, value bytea, previous bigint,
+               stored bytea, expires_at_ms bigint, at_ms bigint)
+LANGUAGE plpgsql AS $fn$
+#variable_conflict use_column
+DECLARE
+  called timestamptz := clock_timestamp();
+  locked timestamptz;
+  head bigint;
+  shift bigint;
+  last bigint;
+  floor_was bigint;
+  floor_now bigint;
+  young bigint;
+BEGIN
+  SELECT c.revision INTO head FROM ripplekv.clock c FOR UPDATE;
+  locked := clock_timestamp();
+  -- One index lookup per key (a join could be planned as a scan of the whole table).
+  IF EXISTS (SELECT 1 FROM unnest(seen_keys, seen_revisions) AS s(k, r)
+             WHERE (SELECT kv.revision FROM ripplekv.kv WHERE kv.key = s.k)
+                   IS DISTINCT FROM s.r) THEN
+    RAISE EXCEPTION 'rows changed since the batch was planned' USING ERRCODE = 'RK001';
+  END IF;
+  shift := head - base;
+  last := head + cardinality(change_revisions);
+  RETURN QUERY SELECT c.revision, c.key, c.op, c.value, c.previous, c.stored,
+                      c.expires_at_ms, c.at_ms
+    FROM ripplekv.changes c WHERE c.revision > known AND c.revision <= head
+    ORDER BY c.revision;
+  DELETE FROM ripplekv.kv WHERE kv.key = ANY(deleted_keys);
+  INSERT INTO ripplekv.kv (key, value, revision, expires_at_ms)
+    SELECT u.k, u.v, u.r + shift, u.e
+    FROM unnest(row_keys, row_values, row_revisions, row_expiries) AS u(k, v, r, e)
+    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value,
+      revision = EXCLUDED.revision, expires_at_ms = EXCLUDED.expires_at_ms;
+  INSERT INTO ripplekv.changes
+    SELECT u.r + shift, u.k, u.o, u.v,
+           CASE WHEN u.p > base THEN u.p + shift ELSE u.p END, u.s, u.e, u.t
+    FROM unnest(change_revisions, change_keys, change_ops, change_values,
+                change_previous, change_stored, change_expiries, change_times)
+         AS u(r, k, o, v, p, s, e, t);
+  UPDATE ripplekv.clock SET revision = last;
+  PERFORM pg_notify('ripplekv_changes', (head + 1) || '-' || last);
+  SELECT m.log_floor INTO floor_was FROM ripplekv.meta m;
+  floor_now := GREATEST(floor_was, last - max_entries);
+  IF max_age_ms IS NOT NULL THEN
+    -- Every entry before the first young one is old; with none young, every entry
+    -- before this batch's.
+    SELECT c.revision INTO young FROM ripplekv.changes c
+      WHERE c.revision > floor_was AND c.revision <= head
+        AND c.at_ms >= ripplekv.now_ms() - max_age_ms
+      ORDER BY c.revision LIMIT 1;
+    floor_now := GREATEST(floor_now, COALESCE(young - 1, head));
+  END IF;
+  IF floor_now > floor_was THEN
+    DELETE FROM ripplekv.changes c WHERE c.revision > floor_was AND c.revision <= floor_now;
+    UPDATE ripplekv.meta SET log_floor = floor_now;
+  END IF;
+  RETURN QUERY SELECT head, NULL::text, NULL::smallint, NULL::bytea, floor_now,
+    NULL::bytea,
+    (extract(epoch FROM locked - called) * 1000000)::bigint,
+    (extract(epoch FROM clock_timestamp() - locked) * 1000000)::bigint;
+END
+$fn$;
+"#,
+];
 
 /// Creates the schema, or brings it to [`SCHEMA_VERSION`].
 pub(super) async fn migrate(client: &Client) -> Result<(), Error> {

@@ -21,11 +21,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ripplekv_core::{plan, Change, Error, Limits, Mutation, Record, Retention, Revision};
+use ripplekv_core::{plan, Change, Error, Limits, Mutation, Previous, Record, Retention, Revision};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Config;
 
-use super::batch::Connection;
+use super::batch::{Connection, PlannedBatch};
 use super::bus::Delivery;
 use super::rows::from_sql;
 use super::{Job, Shared, MAX_BATCH};
@@ -220,19 +220,79 @@ impl Writer {
         }
     }
 
+    /// Commits the batch the usual way (planned on a snapshot, committed in one call
+    /// holding the clock), or the locked way when one of its rows changed in between.
     async fn transact_writes(
+        &mut self,
+        mutations: Vec<Mutation>,
+    ) -> Result<Committed<Vec<Result<Change, Error>>>, Error> {
+        let keys = distinct_keys(&mutations);
+        let snapshot = self.connection().await?.snapshot(&keys).await?;
+        let plan = BatchPlan::new(
+            mutations.clone(),
+            snapshot.current,
+            snapshot.base,
+            snapshot.now,
+            &self.limits,
+        );
+        if plan.own.is_empty() {
+            // Nothing to commit (every write was refused, by 404, 409…): answered as of
+            // the snapshot, once this node has published up to it.
+            if snapshot.base > self.known {
+                self.catch_up().await?;
+            }
+            return Ok(Committed {
+                result: plan.outcomes,
+                earlier: Vec::new(),
+                own: Vec::new(),
+            });
+        }
+        let check_age = self.last_age_check.elapsed() >= AGE_CHECK_INTERVAL;
+        let seen = keys
+            .iter()
+            .map(|key| (*key, plan.read.get(*key).map(|record| record.revision)))
+            .collect();
+        let planned = PlannedBatch {
+            base: snapshot.base,
+            known: self.known,
+            seen,
+            rows: plan.rows(),
+            changes: &plan.own,
+            max_entries: self.retention.max_entries,
+            max_age_ms: check_age.then(|| max_age_ms(self.retention)),
+        };
+        let applied = self.connection().await?.commit_planned(&planned).await?;
+        drop(planned);
+        let Some(applied) = applied else {
+            self.shared.replanned.fetch_add(1, Ordering::Relaxed);
+            return self.transact_locked(mutations).await;
+        };
+        let (shared, lift) = (&self.shared, applied.head - snapshot.base);
+        shared.clock_wait.observe(applied.waited_us as f64 / 1e6);
+        shared.clock_hold.observe(applied.held_us as f64 / 1e6);
+        self.floor = applied.floor;
+        if check_age {
+            self.last_age_check = Instant::now();
+        }
+        let (outcomes, own) = plan.renumbered(snapshot.base, lift);
+        self.advance(own.last().map_or(applied.head, |change| change.revision));
+        Ok(Committed {
+            result: outcomes,
+            earlier: applied.earlier,
+            own,
+        })
+    }
+
+    /// The locked way: the clock is taken first, the rows read and the batch planned
+    /// under it, then written and committed; two round trips holding the clock.
+    async fn transact_locked(
         &mut self,
         mutations: Vec<Mutation>,
     ) -> Result<Committed<Vec<Result<Change, Error>>>, Error> {
         let limits = self.limits;
         let (known, floor, retention) = (self.known, self.floor, self.retention);
         let check_age = self.last_age_check.elapsed() >= AGE_CHECK_INTERVAL;
-        let keys: Vec<&str> = mutations
-            .iter()
-            .map(|mutation| mutation.key.as_str())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let keys = distinct_keys(&mutations);
         let age_check = check_age.then(|| (floor, max_age_ms(retention)));
         let shared = Arc::clone(&self.shared);
         let connection = self.connection().await?;
@@ -241,36 +301,11 @@ impl Writer {
         let taken = Instant::now();
         shared.clock_wait.observe((taken - asked).as_secs_f64());
         let (head, now) = (locked.head, locked.now);
-        let mut current: HashMap<String, Option<Record>> = locked
-            .current
-            .into_iter()
-            .map(|(key, record)| (key, Some(record)))
-            .collect();
         drop(keys);
-
-        let mut revision = head;
-        let mut outcomes = Vec::with_capacity(mutations.len());
-        let mut own = Vec::new();
-        let mut dirty = Vec::new();
-        for mutation in mutations {
-            let key = mutation.key.clone();
-            let stored = current.get(&key).cloned().flatten();
-            match plan(mutation, stored.as_ref(), &limits, revision + 1, now) {
-                Ok(planned) => {
-                    revision = planned.revision();
-                    own.extend(planned.changes().cloned());
-                    if !dirty.contains(&key) {
-                        dirty.push(key.clone());
-                    }
-                    current.insert(key, planned.record);
-                    outcomes.push(Ok(planned.change));
-                }
-                // Per-write failures (404, 409, bad ATOMIC) are answers, not aborts.
-                Err(err) => outcomes.push(Err(err)),
-            }
-        }
+        let plan = BatchPlan::new(mutations, locked.current, head, now, &limits);
+        let revision = plan.own.last().map_or(head, |change| change.revision);
         let mut new_floor = floor;
-        if own.is_empty() {
+        if plan.own.is_empty() {
             connection.rollback().await?;
         } else {
             // Every entry before the first young one is old (with none young, every
@@ -279,12 +314,10 @@ impl Writer {
             new_floor = floor
                 .max(revision.saturating_sub(retention.max_entries))
                 .max(by_age.unwrap_or(0));
-            let rows: Vec<(&str, Option<&Record>)> = dirty
-                .iter()
-                .map(|key| (key.as_str(), current.get(key).and_then(Option::as_ref)))
-                .collect();
             let trim = (new_floor > floor).then_some((floor, new_floor));
-            connection.commit(&rows, &own, revision, trim).await?;
+            connection
+                .commit(&plan.rows(), &plan.own, revision, trim)
+                .await?;
         }
         shared.clock_hold.observe(taken.elapsed().as_secs_f64());
         self.floor = new_floor;
@@ -293,9 +326,9 @@ impl Writer {
         }
         self.advance(revision);
         Ok(Committed {
-            result: outcomes,
+            result: plan.outcomes,
             earlier: locked.earlier,
-            own,
+            own: plan.own,
         })
     }
 
@@ -379,4 +412,119 @@ impl Writer {
 /// The retention's age limit in milliseconds.
 fn max_age_ms(retention: Retention) -> u64 {
     u64::try_from(retention.max_age.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The batch's keys, each once.
+fn distinct_keys(mutations: &[Mutation]) -> Vec<&str> {
+    mutations
+        .iter()
+        .map(|mutation| mutation.key.as_str())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// A batch planned on rows read at `base`: each write run through
+/// `ripplekv_core::plan` in queue order, its changes numbered from `base + 1`.
+struct BatchPlan {
+    /// Each write's answer, in queue order.
+    outcomes: Vec<Result<Change, Error>>,
+    /// The changes to commit, in order.
+    own: Vec<Change>,
+    /// The rows as read.
+    read: HashMap<String, Record>,
+    /// Each written key's new record (`None`: removed), in the order first written.
+    written: Vec<(String, Option<Record>)>,
+}
+
+impl BatchPlan {
+    fn new(
+        mutations: Vec<Mutation>,
+        read: HashMap<String, Record>,
+        base: Revision,
+        now: u64,
+        limits: &Limits,
+    ) -> Self {
+        let mut current: HashMap<String, Option<Record>> = HashMap::new();
+        let mut revision = base;
+        let mut outcomes = Vec::with_capacity(mutations.len());
+        let mut own = Vec::new();
+        let mut order = Vec::new();
+        for mutation in mutations {
+            let key = mutation.key.clone();
+            let stored = match current.get(&key) {
+                Some(written) => written.as_ref(),
+                None => read.get(&key),
+            };
+            match plan(mutation, stored, limits, revision + 1, now) {
+                Ok(planned) => {
+                    revision = planned.revision();
+                    own.extend(planned.changes().cloned());
+                    if !current.contains_key(&key) {
+                        order.push(key.clone());
+                    }
+                    current.insert(key, planned.record);
+                    outcomes.push(Ok(planned.change));
+                }
+                // Per-write failures (404, 409, bad ATOMIC) are answers, not aborts.
+                Err(err) => outcomes.push(Err(err)),
+            }
+        }
+        let written = order
+            .into_iter()
+            .map(|key| {
+                let record = current.remove(&key).flatten();
+                (key, record)
+            })
+            .collect();
+        BatchPlan {
+            outcomes,
+            own,
+            read,
+            written,
+        }
+    }
+
+    /// The rows to write: each written key with its new record, or `None` to delete.
+    fn rows(&self) -> Vec<(&str, Option<&Record>)> {
+        self.written
+            .iter()
+            .map(|(key, record)| (key.as_str(), record.as_ref()))
+            .collect()
+    }
+
+    /// The answers and changes with every revision above `base` (the plan's own)
+    /// moved up by `lift`, as the database numbered them.
+    fn renumbered(
+        self,
+        base: Revision,
+        lift: Revision,
+    ) -> (Vec<Result<Change, Error>>, Vec<Change>) {
+        let lifted = |revision: Revision| {
+            if revision > base {
+                revision + lift
+            } else {
+                revision
+            }
+        };
+        let change = |mut change: Change| {
+            change.revision = lifted(change.revision);
+            if let Previous::At(previous) = change.previous {
+                change.previous = Previous::At(lifted(previous));
+            }
+            change
+        };
+        let outcomes = self
+            .outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                Ok(answer) => Ok(change(answer)),
+                Err(Error::Conflict { current }) => Err(Error::Conflict {
+                    current: lifted(current),
+                }),
+                Err(err) => Err(err),
+            })
+            .collect();
+        (outcomes, self.own.into_iter().map(change).collect())
+    }
 }

@@ -3,14 +3,15 @@
 //! expired keys; trims the change log.
 //!
 //! A batch transaction locks the clock row first and holds it to COMMIT, so batches of
-//! every node are serialised and revisions are dense, in commit order. Under the lock
-//! the writer reads the batch's keys, runs `ripplekv_core::plan` on each write (the
-//! same semantics as every backend, with the database's clock as "now"), then writes
-//! the rows, the change log and the new head in one pipelined round trip. A head above
-//! what this node last committed means someone else committed in between (another node,
-//! or this one in a commit whose answer was lost): those changes are read from the log
-//! under the lock and published before this batch's, so the node's sequencer gets a
-//! gap-free sequence.
+//! every node are serialised and revisions are dense, in commit order. The writer plans
+//! a batch (`ripplekv_core::plan` on each write: the same semantics as every backend,
+//! with the database's clock as "now") on a lock-free snapshot of its rows, and commits
+//! it in one call that holds the clock only inside the database; when another node
+//! changed one of those rows in between, it plans the batch again under the lock (see
+//! `batch`). A head above what this node last committed means someone else committed
+//! in between (another node, or this one in a commit whose answer was lost): those
+//! changes are read from the log under the lock and published before this batch's, so
+//! the node's sequencer gets a gap-free sequence.
 //!
 //! Any database failure answers the whole batch with 503 (never an acknowledgement for
 //! a write that may not have committed) and drops the connection; the next batch

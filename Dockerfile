@@ -10,7 +10,7 @@
 # See docs/deploy.md.
 
 # The workspace's rust-version (Cargo.toml); any later 1.x works too.
-ARG RUST_VERSION=1.90
+ARG RUST_VERSION=1.94
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
 WORKDIR /src

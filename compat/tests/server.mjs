@@ -63,8 +63,9 @@ function launch(dataDir, listen, extraArgs) {
 
 /**
  * A server on a free port with a fresh data directory (or, with RIPPLEKV_CLUSTER, a
- * cluster behind one address). `stop` ends the process and keeps the data, `restart`
- * starts it again on the same address and data, `dispose` stops it and removes the data.
+ * cluster behind one address); `nodeUrls` are its nodes' own addresses. `stop` ends the
+ * process and keeps the data, `restart` starts it again on the same address and data,
+ * `dispose` stops it and removes the data.
  */
 export async function startServer(extraArgs = []) {
   return clusterSize > 1 ? startCluster(clusterSize, extraArgs) : startNode(extraArgs);
@@ -82,6 +83,7 @@ async function startNode(extraArgs) {
   };
   return {
     baseUrl: `http://${listen}`,
+    nodeUrls: [`http://${listen}`],
     stop,
     async restart() {
       await stop();
@@ -129,6 +131,7 @@ async function startCluster(size, extraArgs) {
   };
   return {
     baseUrl: `http://127.0.0.1:${proxy.address().port}`,
+    nodeUrls: nodes.map((node) => node.baseUrl),
     stop,
     async restart() {
       await stop();

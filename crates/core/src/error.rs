@@ -13,6 +13,10 @@ pub enum Error {
     /// The request is malformed or breaks a limit; the text says exactly how.
     #[error("{0}")]
     Invalid(String),
+    /// Well-formed, but not something this request can work on (a collection item whose
+    /// value is not a JSON object); the text says why.
+    #[error("{0}")]
+    Unprocessable(String),
     /// GET or DELETE of a key that does not exist.
     #[error("Record not found")]
     NotFound,
@@ -106,6 +110,7 @@ impl Error {
             Error::NotFound | Error::NoSuchRoute => 404,
             Error::MethodNotAllowed => 405,
             Error::Conflict { .. } => 409,
+            Error::Unprocessable(_) => 422,
             Error::BodyTooLarge { .. } => 413,
             Error::RateLimited { .. } => 429,
             Error::Internal(_) => 500,

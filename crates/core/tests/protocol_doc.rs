@@ -55,6 +55,7 @@ fn doc() -> String {
 fn representatives() -> Vec<(&'static str, Error)> {
     vec![
         ("Invalid", Error::Invalid(SENTINEL.to_string())),
+        ("Unprocessable", Error::Unprocessable(SENTINEL.to_string())),
         ("NotFound", Error::NotFound),
         ("Forbidden", Error::Forbidden),
         ("Conflict", Error::Conflict { current: SENTINEL }),
@@ -385,11 +386,23 @@ impl Source {
 }
 
 /// Every `.rs` file under the `src` directories of the crates whose texts clients see.
+/// The sources of the HPKV faces, whose reasons PROTOCOL.md catalogues.
 fn sources() -> Vec<Source> {
+    let socketio = workspace().join(SOCKETIO_SOURCES);
+    sources_in(&["crates/proto/src", "crates/core/src", "crates/server/src"])
+        .into_iter()
+        .filter(|source| !workspace().join(&source.path).starts_with(&socketio))
+        .collect()
+}
+
+/// The sources of the socket.io face, whose own reasons docs/collections.md catalogues.
+const SOCKETIO_SOURCES: &str = "crates/server/src/socketio";
+
+fn sources_in(dirs: &[&str]) -> Vec<Source> {
     let root = workspace();
     let mut files = Vec::new();
-    for krate in ["proto", "core", "server"] {
-        collect_rust_files(&root.join("crates").join(krate).join("src"), &mut files);
+    for dir in dirs {
+        collect_rust_files(&root.join(dir), &mut files);
     }
     files.sort();
     files.iter().map(|path| Source::load(&root, path)).collect()
@@ -656,6 +669,51 @@ fn every_400_reason_of_the_code_is_in_the_catalogue_and_nothing_else_is() {
         "the {CATALOGUE:?} of docs/PROTOCOL.md disagrees with the code:\n{}",
         problems.join("\n")
     );
+}
+
+/// Heading text of docs/collections.md's list of the socket.io face's own 400 reasons.
+const SOCKETIO_CATALOGUE: &str = "400 catalogue of the socket.io face";
+
+#[test]
+fn every_400_reason_of_the_socketio_face_is_in_a_catalogue_and_its_own_lists_nothing_else() {
+    let found = bad_request_texts(&sources_in(&[SOCKETIO_SOURCES, "crates/collections/src"]));
+    assert_every_rule_found_something(&found, &[Rule::Invalid]);
+    let own = section_spans(
+        &read(&workspace().join("docs/collections.md")),
+        SOCKETIO_CATALOGUE,
+    );
+    let protocol = section_spans(&doc(), CATALOGUE);
+    let mut problems = Vec::new();
+    for reason in &found {
+        if !own.contains(&reason.text) && !protocol.contains(&reason.text) {
+            problems.push(format!(
+                "missing `{}` (a 400 reason in {})",
+                reason.text, reason.origin
+            ));
+        }
+    }
+    for text in &own {
+        if !found.iter().any(|reason| reason.text == *text) {
+            problems.push(format!(
+                "lists `{text}`, which the socket.io face never says"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "the {SOCKETIO_CATALOGUE:?} of docs/collections.md disagrees with the code:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// The texts in the first cell of each row of a catalogue section, normalised.
+fn section_spans(doc: &str, title: &str) -> Vec<String> {
+    section(doc, title)
+        .iter()
+        .filter_map(|line| cells(line).and_then(|row| row.first().copied()))
+        .flat_map(code_spans)
+        .map(normalise)
+        .collect()
 }
 
 #[test]

@@ -18,7 +18,7 @@ use serde_json::json;
 use crate::rate::Subject;
 use crate::state::AppState;
 use crate::wire::HttpError;
-use crate::{admin, rest, web, ws};
+use crate::{admin, rest, socketio, web, ws};
 
 /// The OpenAPI 3.1 document of every route, served at `/openapi.json`. The
 /// `openapi` integration tests keep it and the router in agreement.
@@ -65,6 +65,9 @@ pub(crate) fn router(state: AppState, with_metrics: bool) -> Router {
         // Inside `count_rest`, so requests refused by the per-IP limit are counted (429).
         .layer(middleware::from_fn_with_state(state.clone(), limit_ip))
         .layer(middleware::from_fn_with_state(state.clone(), count_rest))
+        // socket.io takes `/socket.io/` before the REST middleware sees it; CORS stays
+        // outside, for browsers on long-polling.
+        .layer(socketio::layer(&state))
         .layer(middleware::from_fn(cors))
         .with_state(state)
 }

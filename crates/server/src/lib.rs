@@ -35,6 +35,7 @@ mod rate;
 mod rest;
 mod sequencer;
 pub mod server;
+mod socketio;
 mod state;
 mod token;
 mod urlcode;

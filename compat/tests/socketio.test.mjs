@@ -1,0 +1,255 @@
+// The socket.io face with the real socket.io-client, called the way verb-style apps
+// call it: `socket.timeout(ms).emit(VERB, collection, …, cb)`, one value acked on
+// success and `(null, error)` on failure. Items are ordinary keys `<collection>/<id>`,
+// so HPKV REST reads and writes the same documents.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { io } from 'socket.io-client';
+import { API_KEY, startServer } from './server.mjs';
+
+const TIMEOUT_MS = 5000;
+
+/** Connects and resolves once connected, or rejects with the connect_error. */
+function open(url, options = {}) {
+  const socket = io(url, { transports: ['websocket'], reconnection: false, ...options });
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('connect_error', (err) => {
+      socket.close();
+      reject(err);
+    });
+  });
+}
+
+/** One verb request: the ack's arguments (the client's own timeout error aside). */
+async function call(socket, ...args) {
+  const [, ...acked] = await new Promise((resolve) =>
+    socket.timeout(TIMEOUT_MS).emit(...args, (...reply) => resolve(reply)),
+  ).then((reply) => {
+    if (reply[0]) throw new Error(`no ack for ${JSON.stringify(args)} within ${TIMEOUT_MS} ms`);
+    return reply;
+  });
+  return acked;
+}
+
+/** A request that must fail: its error, after checking the `(null, error)` shape. */
+async function failure(socket, ...args) {
+  const acked = await call(socket, ...args);
+  assert.equal(acked.length, 2, `(null, error) for ${JSON.stringify(args)}: ${JSON.stringify(acked)}`);
+  assert.equal(acked[0], null);
+  return acked[1];
+}
+
+/** A request that must succeed: its one acked value. */
+async function success(socket, ...args) {
+  const acked = await call(socket, ...args);
+  assert.equal(acked.length, 1, `one value for ${JSON.stringify(args)}: ${JSON.stringify(acked)}`);
+  return acked[0];
+}
+
+function assertError(error, name, code) {
+  const classNames = {
+    400: 'bad-request',
+    403: 'forbidden',
+    404: 'not-found',
+    405: 'method-not-allowed',
+    409: 'conflict',
+    422: 'unprocessable',
+  };
+  assert.deepEqual(
+    { name: error?.name, code: error?.code, className: error?.className },
+    { name, code, className: classNames[code] },
+    JSON.stringify(error),
+  );
+  assert.equal(typeof error.message, 'string');
+}
+
+describe('socket.io verb face', () => {
+  let server;
+  let socket;
+  const rest = (path, init = {}) =>
+    fetch(`${server.baseUrl}${path}`, {
+      ...init,
+      headers: { 'content-type': 'application/json', 'x-api-key': API_KEY, ...init.headers },
+    });
+
+  before(async () => {
+    server = await startServer();
+    socket = await open(server.baseUrl, { auth: { apiKey: API_KEY } });
+  });
+
+  after(async () => {
+    socket?.close();
+    await server?.dispose();
+  });
+
+  test('the handshake takes an API key or a token, and refuses anything else with a reason', async () => {
+    // The default transports (long-polling, then the upgrade), on one node of a cluster
+    // since polling needs every request on the same node.
+    const polling = await open(server.nodeUrls[0], {
+      transports: undefined,
+      auth: (cb) => cb({ apiKey: API_KEY }),
+    });
+    const created = await success(polling, 'POST', 'handshake', { n: 1 });
+    assert.equal(created.n, 1);
+    await new Promise((resolve) => (polling.io.engine.transport.name === 'websocket' ? resolve() : polling.io.engine.once('upgrade', resolve)));
+    polling.close();
+
+    for (const [auth, message] of [
+      [{ apiKey: 'wrong' }, /Invalid API key/],
+      [{}, /Missing API key/],
+      [{ token: 'forged.token' }, /Invalid or expired token/],
+    ]) {
+      await assert.rejects(open(server.baseUrl, { auth }), (err) => message.test(err.message));
+    }
+
+    const response = await rest('/token/websocket', {
+      method: 'POST',
+      body: JSON.stringify({ accessPattern: '^notes/*$' }),
+    });
+    const { token } = await response.json();
+    const limited = await open(server.baseUrl, { auth: { token } });
+    const note = await success(limited, 'POST', 'notes', { text: 'mine' });
+    assert.equal((await success(limited, 'GET', 'notes', note.id)).text, 'mine');
+    const hidden = await success(socket, 'POST', 'secrets', { text: 'not yours' });
+    assertError(await failure(limited, 'GET', 'secrets', hidden.id), 'Forbidden', 403);
+    assertError(await failure(limited, 'POST', 'secrets', { text: 'x' }), 'Forbidden', 403);
+    limited.close();
+  });
+
+  test('POST creates with a new id, GET reads, a missing item is (null, NotFound)', async () => {
+    const first = await success(socket, 'POST', 'items', { title: 'a', tags: ['x'] });
+    const second = await success(socket, 'POST', 'items', { title: 'b' });
+    assert.match(first.id, /^[0-9A-Z]{26}$/);
+    assert.ok(second.id > first.id, 'ids sort in creation order');
+    assert.equal(typeof first._rev, 'number');
+    assert.ok(second._rev > first._rev);
+    assert.deepEqual(await success(socket, 'GET', 'items', first.id), first);
+    assertError(await failure(socket, 'GET', 'items', 'nope'), 'NotFound', 404);
+    // The plain promise wrapper of verb-style apps resolves null for a missing item.
+    const plain = await socket.timeout(TIMEOUT_MS).emitWithAck('GET', 'items', 'nope');
+    assert.equal(plain, null);
+  });
+
+  test('a numeric id is the key of its decimal string and stays a number', async () => {
+    const created = await success(socket, 'POST', 'numbered', { id: 7, n: 1 });
+    assert.equal(created.id, 7);
+    assert.deepEqual(await success(socket, 'GET', 'numbered', '7'), created);
+    const stored = await (await rest(`/record/${encodeURIComponent('numbered/7')}`)).json();
+    assert.deepEqual(JSON.parse(stored.value), { id: 7, n: 1 });
+  });
+
+  test('creating an existing id: the same document is a safe retry, another is Conflict', async () => {
+    const created = await success(socket, 'POST', 'retries', { id: 'r1', v: 1 });
+    const retried = await success(socket, 'POST', 'retries', { id: 'r1', v: 1, _rev: 999 });
+    assert.deepEqual(retried, created, 'no new revision');
+    const conflict = await failure(socket, 'POST', 'retries', { id: 'r1', v: 2 });
+    assertError(conflict, 'Conflict', 409);
+    assert.equal(conflict.data.revision, created._rev);
+    assert.equal((await success(socket, 'GET', 'retries', 'r1')).v, 1);
+  });
+
+  test('PUT replaces, is NotFound for a missing item unless upsert, and is conditional on ifRevision', async () => {
+    const created = await success(socket, 'POST', 'docs', { id: 'd', a: 1, b: 2 });
+    const replaced = await success(socket, 'PUT', 'docs', { id: 'd', c: 3 });
+    assert.deepEqual({ ...replaced, _rev: 0 }, { id: 'd', c: 3, _rev: 0 });
+    assert.ok(replaced._rev > created._rev);
+    assertError(await failure(socket, 'PUT', 'docs', { id: 'missing', c: 1 }), 'NotFound', 404);
+    const upserted = await success(socket, 'PUT', 'docs', { id: 'missing', c: 1 }, { upsert: true });
+    assert.equal(upserted.c, 1);
+    const stale = await failure(socket, 'PUT', 'docs', { id: 'd', c: 4 }, { ifRevision: created._rev });
+    assertError(stale, 'Conflict', 409);
+    assert.equal(stale.data.revision, replaced._rev);
+    const current = await success(socket, 'PUT', 'docs', { id: 'd', c: 5 }, { ifRevision: replaced._rev });
+    assert.equal(current.c, 5);
+    assertError(await failure(socket, 'PUT', 'docs', { c: 1 }), 'BadRequest', 400);
+  });
+
+  test('PATCH merges (RFC 7396) or applies a JSON Patch all or nothing', async () => {
+    const created = await success(socket, 'POST', 'patches', { id: 'p', a: 1, nested: { x: 1, y: 2 } });
+    const merged = await success(socket, 'PATCH', 'patches', 'p', { b: 2, nested: { y: null } });
+    assert.deepEqual({ ...merged, _rev: 0 }, { id: 'p', a: 1, nested: { x: 1 }, b: 2, _rev: 0 });
+    const byDocument = await success(socket, 'PATCH', 'patches', { id: 'p', c: 3 });
+    assert.equal(byDocument.c, 3);
+    const operations = [
+      { op: 'replace', path: '/a', value: 10 },
+      { op: 'add', path: '/list', value: [1] },
+    ];
+    const patched = await success(socket, 'PATCH', 'patches', 'p', operations);
+    assert.equal(patched.a, 10);
+    assert.deepEqual(patched.list, [1]);
+    const failed = await failure(socket, 'PATCH', 'patches', 'p', [
+      { op: 'replace', path: '/a', value: 99 },
+      { op: 'test', path: '/a', value: 'not this' },
+    ]);
+    assertError(failed, 'BadRequest', 400);
+    assert.deepEqual(await success(socket, 'GET', 'patches', 'p'), patched, 'a failing test changes nothing');
+    assertError(await failure(socket, 'PATCH', 'patches', 'p', [{ op: 'remove', path: '/id' }]), 'BadRequest', 400);
+    assertError(await failure(socket, 'PATCH', 'patches', 'missing', { a: 1 }), 'NotFound', 404);
+    const stale = await failure(socket, 'PATCH', 'patches', 'p', { a: 0 }, { ifRevision: created._rev });
+    assertError(stale, 'Conflict', 409);
+    assert.equal(stale.data.revision, patched._rev);
+  });
+
+  test('DELETE acks the deleted document', async () => {
+    const created = await success(socket, 'POST', 'gone', { id: 'g', v: 1 });
+    assert.deepEqual(await success(socket, 'DELETE', 'gone', 'g'), created);
+    assertError(await failure(socket, 'GET', 'gone', 'g'), 'NotFound', 404);
+    assertError(await failure(socket, 'DELETE', 'gone', 'g'), 'NotFound', 404);
+  });
+
+  test('HPKV REST sees and edits the same documents', async () => {
+    const created = await success(socket, 'POST', 'shared', { id: 'one', n: 1 });
+    const stored = await (await rest(`/record/${encodeURIComponent('shared/one')}`)).json();
+    assert.deepEqual(JSON.parse(stored.value), { id: 'one', n: 1 }, 'stored without _rev');
+    await rest('/record', { method: 'POST', body: JSON.stringify({ key: 'shared/two', value: '{"n":2}' }) });
+    const two = await success(socket, 'GET', 'shared', 'two');
+    assert.equal(two.id, 'two', 'the id comes from the key');
+    assert.equal(two.n, 2);
+    assert.ok(two._rev > created._rev);
+    await rest('/record', { method: 'POST', body: JSON.stringify({ key: 'shared/counter', value: '5' }) });
+    assertError(await failure(socket, 'GET', 'shared', 'counter'), 'Unprocessable', 422);
+  });
+
+  test('every malformed request gets an error ack, never a timeout, and the socket keeps working', async () => {
+    const bad = [
+      [['GET', 'items'], 'BadRequest', 400],
+      [['GET', 'items', 'x', 'extra'], 'BadRequest', 400],
+      [['GET', 42, 'x'], 'BadRequest', 400],
+      [['GET', 'bad/name', 'x'], 'BadRequest', 400],
+      [['GET', 'items', true], 'BadRequest', 400],
+      [['POST', 'items', 'not an object'], 'BadRequest', 400],
+      [['POST', 'items', { id: 'a/b' }], 'BadRequest', 400],
+      [['POST', 'items', {}, { unknownOption: 1 }], 'BadRequest', 400],
+      [['PATCH', 'items', 'x', 5], 'BadRequest', 400],
+      [['POST', 'items', { big: 'x'.repeat(70_000) }], 'BadRequest', 400],
+      [['NOSUCHVERB', 'items'], 'MethodNotAllowed', 405],
+      [['get', 'items', 'x'], 'MethodNotAllowed', 405],
+    ];
+    for (const [args, name, code] of bad) {
+      assertError(await failure(socket, ...args), name, code);
+    }
+    assert.equal((await success(socket, 'POST', 'items', { after: 'errors' })).after, 'errors');
+  });
+
+  test('one socket is served in send order, however many requests it pipelines', async () => {
+    const count = 300;
+    const acks = [];
+    const sent = [];
+    for (let n = 0; n < count; n++) {
+      sent.push(
+        call(socket, 'PUT', 'ordered', { id: 'o', n }, { upsert: true }).then((acked) => {
+          acks.push(acked[0]);
+        }),
+      );
+    }
+    await Promise.all(sent);
+    assert.deepEqual(
+      acks.map((item) => item.n),
+      [...Array(count).keys()],
+      'acks arrive in send order',
+    );
+    assert.ok(acks.every((item, i) => i === 0 || item._rev > acks[i - 1]._rev));
+    assert.equal((await success(socket, 'GET', 'ordered', 'o')).n, count - 1);
+  });
+});

@@ -1,0 +1,127 @@
+//! The socket.io face at `/socket.io/` (socket.io v4, namespace `/`, polling and
+//! WebSocket), on the server's own port: collections of JSON documents stored as
+//! ordinary keys `<collection>/<id>`, so the same data, revisions and tokens serve HPKV
+//! clients and socket.io clients at once.
+//!
+//! A socket authenticates in its handshake (`auth: {apiKey}` or `auth: {token}`, or
+//! `?apiKey=` / `?token=` in the URL); anything else is refused with `connect_error`
+//! and a message saying why. Its requests are queued and served one at a time, in the
+//! order sent (`requests`), by the verb face (`verbs`) over the wire-neutral item
+//! operations (`items`), which go through the same executor as `/ws` and REST.
+//! Errors are Feathers' error JSON (`errors`).
+
+use std::sync::Arc;
+
+use ripplekv_collections::IdGenerator;
+use ripplekv_core::{now_ms, Error};
+use serde_json::Value;
+use socketioxide::extract::{SocketRef, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::layer::SocketIoLayer;
+use socketioxide::SocketIo;
+use tokio::sync::mpsc;
+
+use crate::auth::{self, Principal};
+use crate::state::AppState;
+
+mod errors;
+mod items;
+mod requests;
+mod verbs;
+
+use requests::{Enqueued, Queue, QUEUE_CAPACITY};
+
+/// Packets one socket may have waiting to be sent (acks and, later, events) before
+/// sends to it fail: more than its request queue, so every queued request's ack fits.
+const SEND_BUFFER: usize = 2 * QUEUE_CAPACITY;
+
+/// What every socket of the face shares.
+#[derive(Debug)]
+struct Face {
+    state: AppState,
+    /// Ids for items created without one.
+    ids: IdGenerator,
+}
+
+/// The layer that serves `/socket.io/` (everything else passes through). Its sockets
+/// are disconnected when the server shuts down.
+pub(crate) fn layer(state: &AppState) -> SocketIoLayer {
+    let largest = state.config().max_message_bytes();
+    let (layer, io) = SocketIo::builder()
+        .max_buffer_size(SEND_BUFFER)
+        .ws_max_message_size(largest)
+        .max_payload(u64::try_from(largest).unwrap_or(u64::MAX))
+        .build_layer();
+    let face = Arc::new(Face {
+        state: state.clone(),
+        ids: IdGenerator::new(),
+    });
+    let admit = move |socket: SocketRef, TryData(auth): TryData<Value>| {
+        let face = Arc::clone(&face);
+        async move { admit(face, &socket, auth.ok()) }
+    };
+    io.ns("/", (async |_: SocketRef| {}).with(admit));
+    let shutdown = state.shutdown().clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        io.close().await;
+    });
+    layer
+}
+
+/// The connect middleware: checks the credentials, then gives the socket its queue and
+/// the task that serves it, before the socket is connected (so its first request
+/// already finds them).
+fn admit(face: Arc<Face>, socket: &SocketRef, auth: Option<Value>) -> Result<(), Refused> {
+    let principal = credentials(&face.state, socket, auth.as_ref()).map_err(Refused)?;
+    let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+    socket.extensions.insert(Queue(sender));
+    socket.on_fallback(async |_: Enqueued| {});
+    socket.on_disconnect(async |socket: SocketRef| {
+        // Ends the serving task once the requests already queued are answered.
+        socket.extensions.remove::<Queue>();
+    });
+    tokio::spawn(requests::serve(face, principal, receiver));
+    Ok(())
+}
+
+/// Who the socket is: from `auth.token` or `auth.apiKey`, else from the URL's
+/// `?token=` / `?apiKey=` or the `x-api-key` header.
+fn credentials(
+    state: &AppState,
+    socket: &SocketRef,
+    auth: Option<&Value>,
+) -> Result<Principal, Error> {
+    let given = |name: &str| auth.and_then(|auth| auth.get(name));
+    if let Some(token) = given("token") {
+        return token
+            .as_str()
+            .and_then(|token| state.tokens().verify(token, now_ms()))
+            .map(Principal::Token)
+            .ok_or(Error::InvalidToken);
+    }
+    if let Some(key) = given("apiKey") {
+        return key
+            .as_str()
+            .and_then(|key| state.keys().find(key))
+            .map(Principal::ApiKey)
+            .ok_or(Error::InvalidApiKey);
+    }
+    let request = socket.req_parts();
+    auth::check_upgrade(
+        state.keys(),
+        state.tokens(),
+        request.uri.query(),
+        &request.headers,
+    )
+}
+
+/// A refused handshake: the client's `connect_error` carries this message.
+#[derive(Debug)]
+struct Refused(Error);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.client_message())
+    }
+}

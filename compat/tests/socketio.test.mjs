@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { io } from 'socket.io-client';
+import WebSocket from 'ws';
 import { API_KEY, startServer } from './server.mjs';
 
 const TIMEOUT_MS = 5000;
@@ -62,6 +63,37 @@ function assertError(error, name, code) {
     JSON.stringify(error),
   );
   assert.equal(typeof error.message, 'string');
+}
+
+/** Every event a socket receives, in order, and a way to await the next ones. */
+function recorder(socket) {
+  const seen = [];
+  const waiters = [];
+  socket.onAny((name, ...args) => {
+    seen.push({ name, args });
+    for (const waiter of [...waiters]) waiter();
+  });
+  return {
+    seen,
+    /** Resolves with the events once `count` have arrived (fails after 5 s). */
+    until(count) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (seen.length >= count) {
+            waiters.splice(waiters.indexOf(check), 1);
+            clearTimeout(timer);
+            resolve(seen.slice(0, count));
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(check), 1);
+          reject(new Error(`only ${seen.length} of ${count} events: ${JSON.stringify(seen)}`));
+        }, TIMEOUT_MS);
+        waiters.push(check);
+        check();
+      });
+    },
+  };
 }
 
 describe('socket.io verb face', () => {
@@ -251,5 +283,112 @@ describe('socket.io verb face', () => {
     );
     assert.ok(acks.every((item, i) => i === 0 || item._rev > acks[i - 1]._rev));
     assert.equal((await success(socket, 'GET', 'ordered', 'o')).n, count - 1);
+  });
+  test('two clients see each other: every write raises a verb and a Feathers event', async () => {
+    const other = await open(server.baseUrl, { auth: { apiKey: API_KEY, collections: ['live'] } });
+    const events = recorder(other);
+    const created = await success(socket, 'POST', 'live', { id: 'x', n: 1 });
+    const patched = await success(socket, 'PATCH', 'live', 'x', { n: 2 });
+    const replaced = await success(socket, 'PUT', 'live', { id: 'x', n: 3 });
+    const removed = await success(socket, 'DELETE', 'live', 'x');
+    const seen = await events.until(8);
+    const item = (n, rev) => ({ id: 'x', n, _rev: rev });
+    assert.deepEqual(removed, replaced, 'DELETE acks the document as it was');
+    const deletedAt = seen[6].args[2].revision;
+    assert.ok(deletedAt > replaced._rev);
+    assert.deepEqual(seen, [
+      { name: 'ADDED', args: ['live', item(1, created._rev), { revision: created._rev, op: 'set' }] },
+      { name: 'live created', args: [item(1, created._rev)] },
+      { name: 'MODIFIED', args: ['live', item(2, patched._rev), { revision: patched._rev, op: 'patch' }] },
+      { name: 'live patched', args: [item(2, patched._rev)] },
+      { name: 'MODIFIED', args: ['live', item(3, replaced._rev), { revision: replaced._rev, op: 'set' }] },
+      { name: 'live updated', args: [item(3, replaced._rev)] },
+      { name: 'DELETED', args: ['live', item(3, deletedAt), { revision: deletedAt, op: 'delete' }] },
+      { name: 'live removed', args: [item(3, deletedAt)] },
+    ]);
+    other.close();
+  });
+
+  test("the writer's own event arrives before its ack", async () => {
+    const own = await open(server.baseUrl, { auth: { apiKey: API_KEY, collections: ['own'] } });
+    const events = recorder(own);
+    const created = await success(own, 'POST', 'own', { v: 1 });
+    assert.equal(events.seen.length, 2, 'both events were already there');
+    assert.equal(events.seen[0].args[1]._rev, created._rev);
+    own.close();
+  });
+
+  test('HPKV /ws and REST writes and TTL expiry raise events; values that are not objects raise none', async () => {
+    const listener = await open(server.baseUrl, {
+      auth: { apiKey: API_KEY, collections: ['viahttp'], events: 'verbs' },
+    });
+    const events = recorder(listener);
+    const post = (body) => rest('/record', { method: 'POST', body: JSON.stringify(body) });
+    await post({ key: 'viahttp/a', value: '{"n":1}' });
+    await post({ key: 'viahttp/number', value: '5' });
+    // A SET with a TTL over the HPKV WebSocket.
+    const hpkv = new WebSocket(`${server.baseUrl.replace('http', 'ws')}/ws?apiKey=${API_KEY}`);
+    await new Promise((resolve, reject) => {
+      hpkv.once('error', reject);
+      hpkv.once('open', () => {
+        hpkv.send(JSON.stringify({ op: 'set', key: 'viahttp/a', value: '{"n":2}', ttl: 0.3, messageId: 1 }));
+      });
+      hpkv.once('message', (frame) => {
+        const reply = JSON.parse(frame.toString());
+        if (reply.code === 200) resolve();
+        else reject(new Error(frame.toString()));
+      });
+    });
+    hpkv.close();
+    let seen = await events.until(2);
+    assert.deepEqual(seen.map(({ name, args }) => [name, args[1].id, args[1].n, args[2].op]), [
+      ['ADDED', 'a', 1, 'set'],
+      ['MODIFIED', 'a', 2, 'set'],
+    ]);
+    seen = await events.until(3);
+    assert.equal(seen[2].name, 'DELETED');
+    assert.deepEqual({ ...seen[2].args[1], _rev: 0 }, { id: 'a', n: 2, _rev: 0 }, 'the expired document');
+    assert.equal(seen[2].args[2].op, 'expire');
+    await rest(`/record/${encodeURIComponent('viahttp/gone')}`, { method: 'DELETE' }); // 404: nothing
+    await post({ key: 'viahttp/b', value: '{"n":3}' });
+    await rest(`/record/${encodeURIComponent('viahttp/b')}`, { method: 'DELETE' });
+    seen = await events.until(5);
+    assert.deepEqual(seen.slice(3).map(({ name, args }) => [name, args[1].id, args[1].n]), [
+      ['ADDED', 'b', 3],
+      ['DELETED', 'b', 3],
+    ]);
+    assert.ok(seen.every(({ args }) => args[1].id !== 'number'));
+    listener.close();
+  });
+
+  test('events follow the access pattern of a token and the collections and style asked for', async () => {
+    const response = await rest('/token/websocket', {
+      method: 'POST',
+      body: JSON.stringify({ accessPattern: '^visible/*$' }),
+    });
+    const { token } = await response.json();
+    const limited = await open(server.baseUrl, { auth: { token, events: 'feathers' } });
+    const events = recorder(limited);
+    await success(socket, 'POST', 'hidden', { id: 'h' });
+    await success(socket, 'POST', 'visible', { id: 'v' });
+    const [first] = await events.until(1);
+    assert.equal(first.name, 'visible created');
+    assert.equal(first.args[0].id, 'v');
+    limited.close();
+    await assert.rejects(
+      open(server.baseUrl, { auth: { apiKey: API_KEY, events: 'all of them' } }),
+      (err) => /auth.events must be/.test(err.message),
+    );
+  });
+  test('a write on one node raises its events on the sockets of every node, with one revision', async () => {
+    const [first, second = first] = server.nodeUrls;
+    const writer = await open(first, { auth: { apiKey: API_KEY } });
+    const reader = await open(second, { auth: { apiKey: API_KEY, collections: ['nodes'], events: 'verbs' } });
+    const events = recorder(reader);
+    const created = await success(writer, 'POST', 'nodes', { at: first });
+    const [added] = await events.until(1);
+    assert.deepEqual(added.args, ['nodes', created, { revision: created._rev, op: 'set' }]);
+    writer.close();
+    reader.close();
   });
 });

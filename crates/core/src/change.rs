@@ -85,6 +85,10 @@ pub struct Change {
     pub stored: Option<String>,
     /// When the key expires after this change, if it has a TTL.
     pub expires_at_ms: Option<u64>,
+    /// The value a DELETE or an expiry removed (the document that was there), so a
+    /// subscriber can be told what went; `None` for other changes, and for log
+    /// entries written before it was recorded (redb log format 3, PostgreSQL schema 3).
+    pub removed: Option<String>,
 }
 
 /// What a key was before a change.
@@ -108,8 +112,13 @@ impl Change {
         }
     }
 
-    /// The change recording that `key`, last changed at `previous`, expired.
-    pub fn expire(key: &str, previous: Revision, revision: Revision, timestamp_ms: u64) -> Change {
+    /// The change recording that `key`, holding `removed` since `previous`, expired.
+    pub fn expire(
+        key: &str,
+        (previous, removed): (Revision, &str),
+        revision: Revision,
+        timestamp_ms: u64,
+    ) -> Change {
         Change {
             revision,
             key: key.to_owned(),
@@ -119,6 +128,7 @@ impl Change {
             previous: Previous::At(previous),
             stored: None,
             expires_at_ms: None,
+            removed: Some(removed.to_owned()),
         }
     }
 }

@@ -224,7 +224,7 @@ pub fn plan(
     let expired = match stored {
         Some(record) if expired => Some(Change::expire(
             &mutation.key,
-            record.revision,
+            (record.revision, &record.value),
             next_revision,
             now_ms,
         )),
@@ -250,6 +250,10 @@ pub fn plan(
         Applied::Remove => (None, None),
     };
     let stored = record.as_ref().map(|record| record.value.clone());
+    let removed = match (&record, live) {
+        (None, Some(before)) => Some(before.value.clone()),
+        _ => None,
+    };
     Ok(Planned {
         expired,
         change: Change {
@@ -261,6 +265,7 @@ pub fn plan(
             previous,
             stored,
             expires_at_ms: record.as_ref().and_then(|record| record.expires_at_ms),
+            removed,
         },
         record,
     })
@@ -632,6 +637,7 @@ mod tests {
             previous: Previous::Absent,
             stored: Some("-12".into()),
             expires_at_ms: None,
+            removed: None,
         };
         assert_eq!(change.atomic_result(), Some(-12));
     }

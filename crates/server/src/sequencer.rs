@@ -190,6 +190,7 @@ mod tests {
             previous: ripplekv_core::Previous::Absent,
             stored: Some(revision.to_string()),
             expires_at_ms: None,
+            removed: None,
         }
     }
 

@@ -180,7 +180,12 @@ impl Store for MemoryStore {
                 let Some(record) = state.records.remove(&key) else {
                     continue;
                 };
-                let change = Change::expire(&key, record.revision, state.revision + 1, now);
+                let change = Change::expire(
+                    &key,
+                    (record.revision, &record.value),
+                    state.revision + 1,
+                    now,
+                );
                 state.commit(change.clone(), &self.retention);
                 expired.push(change);
             }

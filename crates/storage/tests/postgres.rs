@@ -104,14 +104,15 @@ async fn a_database_of_schema_version_1_is_migrated_on_start_and_keeps_its_data(
     let (store, _) = node(&database).await;
     let written = store.write(set("k", "1")).await.unwrap();
     store.close().await.unwrap();
-    // Version 1 is version 2 without the batch function.
+    // Version 1 is version 3 without the batch function and the removed values.
     let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(connection);
     client
         .batch_execute(
-            "DROP FUNCTION ripplekv.commit_batch; UPDATE ripplekv.meta SET schema_version = 1",
+            "DROP FUNCTION ripplekv.commit_batch; ALTER TABLE ripplekv.changes DROP COLUMN removed; \
+             UPDATE ripplekv.meta SET schema_version = 1",
         )
         .await
         .unwrap();
@@ -121,7 +122,7 @@ async fn a_database_of_schema_version_1_is_migrated_on_start_and_keeps_its_data(
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     assert_eq!(
         store.get("k").await.unwrap().unwrap().revision,
         written.revision

@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 use axum::extract::ws::{Message, Utf8Bytes};
 use ripplekv_core::{Change, Revision};
 
+use crate::socketio::CollectionEvent;
 use crate::ws::outbox::Outbox;
 
 /// A face-neutral event, with each face's rendering made once on first use.
@@ -20,6 +21,8 @@ pub struct Event {
     change: Change,
     /// The HPKV notification frame, for `/ws`.
     hpkv: OnceLock<Utf8Bytes>,
+    /// The collection events, for socket.io (none when the key is not an item's).
+    collection: OnceLock<Option<CollectionEvent>>,
 }
 
 impl Event {
@@ -28,6 +31,7 @@ impl Event {
         Arc::new(Event {
             change,
             hpkv: OnceLock::new(),
+            collection: OnceLock::new(),
         })
     }
 
@@ -44,6 +48,13 @@ impl Event {
     /// The key it concerns.
     pub fn key(&self) -> &str {
         &self.change.key
+    }
+
+    /// The socket.io collection events, worked out on first use.
+    pub(crate) fn collection_event(&self) -> Option<&CollectionEvent> {
+        self.collection
+            .get_or_init(|| CollectionEvent::of(&self.change))
+            .as_ref()
     }
 
     /// The HPKV notification frame (`/ws`), rendered on first use.
@@ -92,6 +103,7 @@ mod tests {
             previous: Previous::Absent,
             stored: Some("v".into()),
             expires_at_ms: None,
+            removed: None,
         }
     }
 

@@ -8,12 +8,15 @@
 //! and a message saying why. Its requests are queued and served one at a time, in the
 //! order sent (`requests`), by the verb face (`verbs`) over the wire-neutral item
 //! operations (`items`), which go through the same executor as `/ws` and REST.
-//! Errors are Feathers' error JSON (`errors`).
+//! Errors are Feathers' error JSON (`errors`). Every committed change of an item the
+//! socket may read reaches it as events (`events`), through the hub like HPKV
+//! notifications; `auth.collections` narrows them to some collections and
+//! `auth.events` (`"verbs"` or `"feathers"`) to one style.
 
 use std::sync::Arc;
 
-use ripplekv_collections::IdGenerator;
-use ripplekv_core::{now_ms, Error};
+use ripplekv_collections::{Collection, IdGenerator};
+use ripplekv_core::{now_ms, Error, Pattern};
 use serde_json::Value;
 use socketioxide::extract::{SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
@@ -22,12 +25,17 @@ use socketioxide::SocketIo;
 use tokio::sync::mpsc;
 
 use crate::auth::{self, Principal};
+use crate::hub::Subscriber;
 use crate::state::AppState;
 
 mod errors;
+mod events;
 mod items;
 mod requests;
 mod verbs;
+
+pub(crate) use events::CollectionEvent;
+use events::{SocketTarget, Styles};
 
 use requests::{Enqueued, Queue, QUEUE_CAPACITY};
 
@@ -74,15 +82,70 @@ pub(crate) fn layer(state: &AppState) -> SocketIoLayer {
 /// already finds them).
 fn admit(face: Arc<Face>, socket: &SocketRef, auth: Option<Value>) -> Result<(), Refused> {
     let principal = credentials(&face.state, socket, auth.as_ref()).map_err(Refused)?;
+    let interest = Interest::parse(auth.as_ref()).map_err(Refused)?;
     let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
     socket.extensions.insert(Queue(sender));
     socket.on_fallback(async |_: Enqueued| {});
-    socket.on_disconnect(async |socket: SocketRef| {
+    let target = SocketTarget {
+        socket: socket.clone(),
+        styles: interest.styles,
+    };
+    // During a replay, at most a send buffer's worth of live events is held back.
+    let subscriber = Arc::new(Subscriber::new(target, principal.access(), SEND_BUFFER));
+    let hub = Arc::clone(face.state.hub());
+    for pattern in interest.patterns {
+        hub.subscribe(&subscriber, pattern, true);
+    }
+    socket.on_disconnect(async move |socket: SocketRef| {
+        hub.remove_subscriber(subscriber.id());
         // Ends the serving task once the requests already queued are answered.
         socket.extensions.remove::<Queue>();
     });
     tokio::spawn(requests::serve(face, principal, receiver));
     Ok(())
+}
+
+/// Which events a socket asked for in its handshake.
+struct Interest {
+    /// Key patterns: every item (`*/*`), or `<collection>/*` per collection named.
+    patterns: Vec<Pattern>,
+    styles: Styles,
+}
+
+impl Interest {
+    fn parse(auth: Option<&Value>) -> Result<Self, Error> {
+        let given = |name: &str| auth.and_then(|auth| auth.get(name));
+        let sources: Vec<String> = match given("collections") {
+            None | Some(Value::Null) => vec!["*/*".to_owned()],
+            Some(Value::Array(names)) => names
+                .iter()
+                .map(|name| match name.as_str() {
+                    Some("*") => Ok("*/*".to_owned()),
+                    Some(name) => Ok(format!("{}/*", Collection::parse(name)?.as_str())),
+                    None => Err(Error::invalid(
+                        "auth.collections must hold collection names",
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(Error::invalid("auth.collections must be an array of names")),
+        };
+        let styles = match given("events").and_then(Value::as_str) {
+            None if given("events").is_none_or(Value::is_null) => Styles::Both,
+            Some("both") => Styles::Both,
+            Some("verbs") => Styles::Verbs,
+            Some("feathers") => Styles::Feathers,
+            _ => {
+                return Err(Error::invalid(
+                    "auth.events must be \"verbs\", \"feathers\" or \"both\"",
+                ))
+            }
+        };
+        let patterns = sources
+            .iter()
+            .map(|source| Pattern::compile(source))
+            .collect::<Result<_, _>>()?;
+        Ok(Interest { patterns, styles })
+    }
 }
 
 /// Who the socket is: from `auth.token` or `auth.apiKey`, else from the URL's

@@ -75,19 +75,20 @@ impl Connection {
              revision = EXCLUDED.revision, expires_at_ms = EXCLUDED.expires_at_ms",
             "DELETE FROM ripplekv.kv WHERE key = ANY($1)",
             "INSERT INTO ripplekv.changes (revision, key, op, value, previous, stored, \
-             expires_at_ms, at_ms) SELECT * FROM unnest($1::int8[], $2::text[], $3::int2[], \
-             $4::bytea[], $5::int8[], $6::bytea[], $7::int8[], $8::int8[])",
+             expires_at_ms, at_ms, removed) SELECT * FROM unnest($1::int8[], $2::text[], \
+             $3::int2[], $4::bytea[], $5::int8[], $6::bytea[], $7::int8[], $8::int8[], \
+             $9::bytea[])",
             "UPDATE ripplekv.clock SET revision = $1",
             "SELECT pg_notify('ripplekv_changes', $1)",
             "DELETE FROM ripplekv.changes WHERE revision > $1 AND revision <= $2",
             "UPDATE ripplekv.meta SET log_floor = GREATEST(log_floor, $1)",
             "DELETE FROM ripplekv.kv WHERE key IN (SELECT key FROM ripplekv.kv \
              WHERE expires_at_ms <= $1 ORDER BY expires_at_ms LIMIT $2) \
-             RETURNING expires_at_ms, key, revision",
+             RETURNING expires_at_ms, key, revision, value",
             "SELECT c.revision, ripplekv.now_ms(), k.key, k.value, k.revision, k.expires_at_ms \
              FROM ripplekv.clock c LEFT JOIN ripplekv.kv k ON k.key = ANY($1)",
             "SELECT * FROM ripplekv.commit_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-             $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+             $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
         ];
         let mut prepared = Vec::with_capacity(sql.len());
         for text in sql {
@@ -302,22 +303,25 @@ impl Connection {
     }
 
     /// Removes up to `limit` records whose TTL ran out by `now`, inside the batch's
-    /// transaction: their (expiry, key, last revision), in no particular order.
+    /// transaction: their (expiry, key, last revision, value), in no particular order.
     pub(super) async fn take_due(
         &self,
         now: u64,
         limit: i64,
-    ) -> Result<Vec<(i64, String, i64)>, Error> {
+    ) -> Result<Vec<(i64, String, i64, String)>, Error> {
         let now = sql_int(now);
         let rows = self
             .client
             .query(&self.statements.take_due, &[&now, &limit])
             .await
             .map_err(db_error)?;
-        Ok(rows
-            .iter()
-            .map(|row| (row.get(0), row.get(1), row.get(2)))
-            .collect())
+        rows.iter()
+            .map(|row| {
+                let value = String::from_utf8(row.get(3))
+                    .map_err(|_| Error::internal("a stored value is not UTF-8"))?;
+                Ok((row.get(0), row.get(1), row.get(2), value))
+            })
+            .collect()
     }
 
     /// Ends a transaction that changed nothing.

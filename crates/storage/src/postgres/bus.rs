@@ -181,7 +181,8 @@ fn encode(batch: &[Change]) -> Vec<u8> {
                 previous,
                 stored,
                 change.expires_at_ms,
-                change.timestamp_ms
+                change.timestamp_ms,
+                change.removed
             ])
         })
         .collect();
@@ -227,6 +228,7 @@ fn decode_change(entry: &Value) -> Option<Change> {
         previous: entry[4].as_u64().map_or(Previous::Absent, Previous::At),
         stored,
         expires_at_ms: entry[6].as_u64(),
+        removed: entry[8].as_str().map(str::to_owned),
     })
 }
 
@@ -249,6 +251,7 @@ mod tests {
             },
             stored: stored.map(str::to_owned),
             expires_at_ms: (revision == 2).then_some(99),
+            removed: (op == ChangeOp::Delete).then(|| "gone".to_owned()),
         };
         let batch = vec![
             change(1, ChangeOp::Set, Some("a\0b"), Some("a\0b")),

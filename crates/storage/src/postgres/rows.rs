@@ -8,7 +8,7 @@ use tokio_postgres::Row;
 /// The log's changes above `$1`, oldest first, at most `$2`, with the columns in the
 /// order [`change`] reads them. Replays, catching up and the batch all read the log so.
 pub(super) const CHANGES_AFTER: &str =
-    "SELECT revision, key, op, value, previous, stored, expires_at_ms, at_ms \
+    "SELECT revision, key, op, value, previous, stored, expires_at_ms, at_ms, removed \
      FROM ripplekv.changes WHERE revision > $1 ORDER BY revision LIMIT $2";
 
 /// A revision or time as PostgreSQL stores it.
@@ -81,6 +81,7 @@ pub(super) fn change(row: &Row) -> Result<Change, Error> {
             }),
         stored,
         expires_at_ms: row.get::<_, Option<i64>>(6).map(from_sql),
+        removed: row.get::<_, Option<Vec<u8>>>(8).map(text).transpose()?,
     })
 }
 
@@ -95,6 +96,7 @@ pub(super) struct ChangeColumns<'a> {
     pub(super) stored: Vec<Option<&'a [u8]>>,
     pub(super) expiries: Vec<Option<i64>>,
     pub(super) times: Vec<i64>,
+    pub(super) removed: Vec<Option<&'a [u8]>>,
 }
 
 impl<'a> ChangeColumns<'a> {
@@ -115,12 +117,15 @@ impl<'a> ChangeColumns<'a> {
                 .push(stored_unless_notified(change).map(str::as_bytes));
             columns.expiries.push(change.expires_at_ms.map(sql_int));
             columns.times.push(sql_int(change.timestamp_ms));
+            columns
+                .removed
+                .push(change.removed.as_deref().map(str::as_bytes));
         }
         columns
     }
 
     /// The columns as the parameters of the log's `INSERT … SELECT FROM unnest(…)`.
-    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 9] {
         [
             &self.revisions,
             &self.keys,
@@ -130,6 +135,7 @@ impl<'a> ChangeColumns<'a> {
             &self.stored,
             &self.expiries,
             &self.times,
+            &self.removed,
         ]
     }
 }

@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 use super::db::db_error;
 
 /// The schema version this build writes.
-pub(super) const SCHEMA_VERSION: i32 = 2;
+pub(super) const SCHEMA_VERSION: i32 = 3;
 
 /// Advisory lock key held while migrating (the bytes of "ripplekv").
 const MIGRATION_LOCK: i64 = 0x7269_7070_6c65_6b76;
@@ -65,7 +65,19 @@ CREATE TABLE ripplekv.secrets (
 CREATE FUNCTION ripplekv.now_ms() RETURNS bigint LANGUAGE sql VOLATILE
   AS $$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint $$;
 "#,
-    r#"
+    // Version 2 created `commit_batch`; version 3 replaces it (dropping a version 2
+    // one), so a database at version 1 has nothing to do here.
+    "SELECT 1;",
+    MIGRATION_3,
+];
+
+/// Migration 3: changes keep the value a delete or expiry removed (`removed`), and
+/// `commit_batch` writes and returns it.
+const MIGRATION_3: &str = r#"
+ALTER TABLE ripplekv.changes ADD COLUMN IF NOT EXISTS removed bytea;
+DROP FUNCTION IF EXISTS ripplekv.commit_batch(bigint, bigint, bigint, bigint, text[],
+  bigint[], text[], bytea[], bigint[], bigint[], text[], bigint[], text[], smallint[],
+  bytea[], bigint[], bytea[], bigint[], bigint[]);
 -- A batch planned from a snapshot (`base` = the clock in it, every planned revision
 -- above it), committed in one call so the clock row is held only while it runs:
 -- locks the clock; fails with SQLSTATE RK001, changing nothing, if any of the batch's
@@ -83,9 +95,9 @@ CREATE FUNCTION ripplekv.commit_batch(
   deleted_keys text[],
   change_revisions bigint[], change_keys text[], change_ops smallint[],
   change_values bytea[], change_previous bigint[], change_stored bytea[],
-  change_expiries bigint[], change_times bigint[])
+  change_expiries bigint[], change_times bigint[], change_removed bytea[])
 RETURNS TABLE (revision bigint, key text, op smallint, value bytea, previous bigint,
-               stored bytea, expires_at_ms bigint, at_ms bigint)
+               stored bytea, expires_at_ms bigint, at_ms bigint, removed bytea)
 LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 DECLARE
@@ -109,7 +121,7 @@ BEGIN
   shift := head - base;
   last := head + cardinality(change_revisions);
   RETURN QUERY SELECT c.revision, c.key, c.op, c.value, c.previous, c.stored,
-                      c.expires_at_ms, c.at_ms
+                      c.expires_at_ms, c.at_ms, c.removed
     FROM ripplekv.changes c WHERE c.revision > known AND c.revision <= head
     ORDER BY c.revision;
   DELETE FROM ripplekv.kv WHERE kv.key = ANY(deleted_keys);
@@ -119,11 +131,13 @@ BEGIN
     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value,
       revision = EXCLUDED.revision, expires_at_ms = EXCLUDED.expires_at_ms;
   INSERT INTO ripplekv.changes
+      (revision, key, op, value, previous, stored, expires_at_ms, at_ms, removed)
     SELECT u.r + shift, u.k, u.o, u.v,
-           CASE WHEN u.p > base THEN u.p + shift ELSE u.p END, u.s, u.e, u.t
+           CASE WHEN u.p > base THEN u.p + shift ELSE u.p END, u.s, u.e, u.t, u.d
     FROM unnest(change_revisions, change_keys, change_ops, change_values,
-                change_previous, change_stored, change_expiries, change_times)
-         AS u(r, k, o, v, p, s, e, t);
+                change_previous, change_stored, change_expiries, change_times,
+                change_removed)
+         AS u(r, k, o, v, p, s, e, t, d);
   UPDATE ripplekv.clock SET revision = last;
   PERFORM pg_notify('ripplekv_changes', (head + 1) || '-' || last);
   SELECT m.log_floor INTO floor_was FROM ripplekv.meta m;
@@ -144,11 +158,10 @@ BEGIN
   RETURN QUERY SELECT head, NULL::text, NULL::smallint, NULL::bytea, floor_now,
     NULL::bytea,
     (extract(epoch FROM locked - called) * 1000000)::bigint,
-    (extract(epoch FROM clock_timestamp() - locked) * 1000000)::bigint;
+    (extract(epoch FROM clock_timestamp() - locked) * 1000000)::bigint, NULL::bytea;
 END
 $fn$;
-"#,
-];
+"#;
 
 /// Creates the schema, or brings it to [`SCHEMA_VERSION`].
 pub(super) async fn migrate(client: &Client) -> Result<(), Error> {

@@ -359,9 +359,9 @@ impl Writer {
         let mut revision = head;
         let own: Vec<Change> = due
             .iter()
-            .map(|(_, key, previous)| {
+            .map(|(_, key, previous, value)| {
                 revision += 1;
-                Change::expire(key, from_sql(*previous), revision, now)
+                Change::expire(key, (from_sql(*previous), value), revision, now)
             })
             .collect();
         if own.is_empty() {

@@ -2,9 +2,10 @@
 //!
 //! A record is a format byte, its revision, then (format 2) its expiry or 0, then the
 //! value; format 1 records, written before TTLs existed, are still read. Change-log
-//! entries are format 2 (see `encode_change`: the previous revision, the stored value
-//! and the expiry too); format 1 entries (op, timestamp, key, notified value), written
-//! before, are still read, with `Previous::Unknown`.
+//! entries are format 3 (see `encode_change`: the previous revision, the stored value,
+//! the value a delete or expiry removed, and the expiry too). Format 2 entries (without
+//! the removed value) and format 1 entries (op, timestamp, key, notified value),
+//! written before, are still read; format 1 with `Previous::Unknown`.
 
 use ripplekv_core::{Change, ChangeOp, Error, Previous, Record, Revision};
 
@@ -23,6 +24,8 @@ pub(super) fn encode(record: &Record) -> Vec<u8> {
 /// Tag opening a change-log entry of format 2. Format 1 entries open with their op
 /// code (1 to 6), so the first byte tells the two apart.
 const CHANGE_FORMAT_2: u8 = 0xF2;
+/// Tag opening a change-log entry of format 3: format 2 with the removed value.
+const CHANGE_FORMAT_3: u8 = 0xF3;
 
 /// How a format-2 entry stores the notified value.
 const NOTIFIED_NONE: u8 = 0;
@@ -31,16 +34,17 @@ const NOTIFIED_IS_STORED: u8 = 1;
 /// The notified value differs (PATCH: the patch as sent) and follows.
 const NOTIFIED_OWN: u8 = 2;
 
-/// A change-log entry, format 2: the tag, op, timestamp, key length and key, the
+/// A change-log entry, format 3: the tag, op, timestamp, key length and key, the
 /// previous revision (0: the key was absent), the expiry (0: none), the stored value
-/// (a presence byte, then length and bytes), then the notified value (`NOTIFIED_*`,
-/// and its bytes when it is its own).
+/// (a presence byte, then length and bytes), the removed value (the same way), then
+/// the notified value (`NOTIFIED_*`, and its bytes when it is its own). Format 2 is
+/// format 3 without the removed value.
 pub(super) fn encode_change(change: &Change) -> Vec<u8> {
     let stored = change.stored.as_deref();
     let notified = change.value.as_deref();
     let size = 40 + change.key.len() + stored.map_or(0, str::len);
     let mut bytes = Vec::with_capacity(size);
-    bytes.push(CHANGE_FORMAT_2);
+    bytes.push(CHANGE_FORMAT_3);
     bytes.push(change.op.code());
     bytes.extend_from_slice(&change.timestamp_ms.to_le_bytes());
     push_text(&mut bytes, &change.key);
@@ -52,12 +56,14 @@ pub(super) fn encode_change(change: &Change) -> Vec<u8> {
     };
     bytes.extend_from_slice(&previous.to_le_bytes());
     bytes.extend_from_slice(&change.expires_at_ms.unwrap_or(0).to_le_bytes());
-    match stored {
-        Some(stored) => {
-            bytes.push(1);
-            push_text(&mut bytes, stored);
+    for text in [stored, change.removed.as_deref()] {
+        match text {
+            Some(text) => {
+                bytes.push(1);
+                push_text(&mut bytes, text);
+            }
+            None => bytes.push(0),
         }
-        None => bytes.push(0),
     }
     match notified {
         None => bytes.push(NOTIFIED_NONE),
@@ -80,7 +86,8 @@ fn push_text(bytes: &mut Vec<u8>, text: &str) {
 pub(super) fn decode_change(revision: Revision, bytes: &[u8]) -> Result<Change, Error> {
     let corrupt = || Error::internal(format!("corrupt change-log entry {revision}"));
     let mut reader = Reader { bytes, corrupt };
-    if bytes.first() == Some(&CHANGE_FORMAT_2) {
+    let format = bytes.first().copied();
+    if format == Some(CHANGE_FORMAT_2) || format == Some(CHANGE_FORMAT_3) {
         reader.take(1)?;
         let op = ChangeOp::from_code(reader.byte()?).ok_or_else(corrupt)?;
         let timestamp_ms = reader.number()?;
@@ -90,10 +97,16 @@ pub(super) fn decode_change(revision: Revision, bytes: &[u8]) -> Result<Change, 
             at => Previous::At(at),
         };
         let expires_at_ms = Some(reader.number()?).filter(|&at| at != 0);
-        let stored = match reader.byte()? {
-            0 => None,
-            1 => Some(reader.text()?),
-            _ => return Err(corrupt()),
+        let mut optional_text = || match reader.byte()? {
+            0 => Ok(None),
+            1 => reader.text().map(Some),
+            _ => Err(corrupt()),
+        };
+        let stored = optional_text()?;
+        let removed = if format == Some(CHANGE_FORMAT_3) {
+            optional_text()?
+        } else {
+            None
         };
         let value = match reader.byte()? {
             NOTIFIED_NONE => None,
@@ -110,6 +123,7 @@ pub(super) fn decode_change(revision: Revision, bytes: &[u8]) -> Result<Change, 
             previous,
             stored,
             expires_at_ms,
+            removed,
         });
     }
     // Format 1: op, timestamp, key, then a presence byte and the notified value.
@@ -135,6 +149,7 @@ pub(super) fn decode_change(revision: Revision, bytes: &[u8]) -> Result<Change, 
         previous: Previous::Unknown,
         stored,
         expires_at_ms: None,
+        removed: None,
     })
 }
 
@@ -193,4 +208,53 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Record, Error> {
         revision: number(0)?,
         expires_at_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn change(op: ChangeOp, stored: Option<&str>, removed: Option<&str>) -> Change {
+        Change {
+            revision: 5,
+            key: "items/a".into(),
+            op,
+            value: stored.map(str::to_owned),
+            timestamp_ms: 77,
+            previous: Previous::At(4),
+            stored: stored.map(str::to_owned),
+            expires_at_ms: Some(900),
+            removed: removed.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_with_the_removed_value() {
+        for original in [
+            change(ChangeOp::Set, Some(r#"{"n":1}"#), None),
+            change(ChangeOp::Delete, None, Some(r#"{"n":1}"#)),
+            change(ChangeOp::Expire, None, Some("")),
+        ] {
+            let bytes = encode_change(&original);
+            assert_eq!(bytes[0], CHANGE_FORMAT_3);
+            assert_eq!(decode_change(5, &bytes).unwrap(), original);
+        }
+    }
+
+    #[test]
+    fn format_2_entries_read_without_a_removed_value() {
+        let mut bytes = vec![CHANGE_FORMAT_2, ChangeOp::Delete.code()];
+        bytes.extend_from_slice(&77u64.to_le_bytes());
+        push_text(&mut bytes, "items/a");
+        bytes.extend_from_slice(&4u64.to_le_bytes());
+        bytes.extend_from_slice(&0u64.to_le_bytes());
+        bytes.push(0); // no stored value
+        bytes.push(NOTIFIED_NONE);
+        let read = decode_change(5, &bytes).unwrap();
+        assert_eq!(read.op, ChangeOp::Delete);
+        assert_eq!(read.previous, Previous::At(4));
+        assert_eq!(read.removed, None);
+        assert_eq!(read.expires_at_ms, None);
+    }
 }

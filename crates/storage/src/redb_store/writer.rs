@@ -217,7 +217,8 @@ impl Writer {
                 if let Some(record) = stored.filter(|record| record.expires_at_ms == Some(*at)) {
                     tables.kv.remove(key.as_str()).map_err(Error::internal)?;
                     *revision += 1;
-                    let change = Change::expire(key, record.revision, *revision, now);
+                    let change =
+                        Change::expire(key, (record.revision, &record.value), *revision, now);
                     tables.committed.push(change);
                 }
             }

@@ -391,4 +391,60 @@ describe('socket.io verb face', () => {
     writer.close();
     reader.close();
   });
+  test('a socket that stops reading is disconnected, and never sees a gap in its events', async () => {
+    const url = `${server.nodeUrls[0].replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`;
+    const raw = new WebSocket(url);
+    const events = [];
+    let disconnected;
+    // The server's namespace disconnect ("41"; socket.io-client then closes), or a close.
+    const cut = new Promise((resolve) => {
+      disconnected = resolve;
+      raw.once('close', resolve);
+    });
+    await new Promise((resolve, reject) => {
+      raw.once('error', reject);
+      raw.on('message', (data) => {
+        const text = data.toString();
+        if (text.startsWith('0{')) {
+          raw.send(`40${JSON.stringify({ apiKey: API_KEY, collections: ['flood'], events: 'verbs' })}`);
+        } else if (text.startsWith('40')) {
+          resolve();
+        } else if (text === '2') {
+          raw.send('3');
+        } else if (text.startsWith('42')) {
+          events.push(JSON.parse(text.slice(2)));
+        } else if (text.startsWith('41')) {
+          disconnected();
+        }
+      });
+    });
+    raw._socket.pause(); // reads nothing more: the kernel's buffers, then the server's, fill
+    const writers = await Promise.all(
+      [0, 1, 2, 3].map(() => open(server.nodeUrls[0], { auth: { apiKey: API_KEY, collections: [] } })),
+    );
+    const total = 3000;
+    const big = 'x'.repeat(8192);
+    let next = 0;
+    await Promise.all(
+      writers.map(async (writer) => {
+        while (next < total) {
+          const n = next++;
+          await success(writer, 'PUT', 'flood', { id: `f${n % 50}`, n, big }, { upsert: true });
+        }
+      }),
+    );
+    for (const writer of writers) writer.close();
+    raw._socket.resume();
+    await Promise.race([
+      cut,
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`the slow socket was not disconnected (${events.length} events, last ${JSON.stringify(events.at(-1)?.[3])})`)), TIMEOUT_MS)),
+    ]);
+    assert.ok(events.length > 0 && events.length < total, `${events.length} of ${total} events before the cut`);
+    const revisions = events.map((event) => event[3].revision);
+    assert.ok(
+      revisions.every((revision, i) => i === 0 || revision === revisions[i - 1] + 1),
+      'the events it got have no gap',
+    );
+    raw.close();
+  });
 });

@@ -6,15 +6,20 @@
 //! Each socket is a hub subscriber whose [`Target`] emits on the socket. The events of
 //! a change are worked out once, on first use, into the change's hub event
 //! ([`Event::collection_event`]), and shared by every socket it reaches. A socket that
-//! cannot take an event (its send buffer is full: it stopped reading) is disconnected,
-//! as `/ws` closes a slow connection.
+//! cannot take an event (its send buffer is full: it stopped reading) gets no event
+//! after it, so it never sees a gap, and is disconnected: at once if the buffer has
+//! room for the disconnect packet, else as soon as it has (a socket that reads nothing
+//! at all is closed by the heartbeat, which finds no room for its ping).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ripplekv_collections::{item_from_stored, Collection, ItemId, REVISION_FIELD};
 use ripplekv_core::{Change, ChangeOp, Previous};
 use serde_json::{json, Value};
 use socketioxide::extract::SocketRef;
+use socketioxide::SocketError;
 
 use crate::hub::{Event, Target};
 
@@ -79,15 +84,40 @@ pub(super) enum Styles {
     Feathers,
 }
 
+/// How often a slow socket's disconnect is tried again while its buffer is full.
+const DISCONNECT_RETRY: Duration = Duration::from_millis(50);
+
 /// A socket as a hub target.
 #[derive(Debug)]
 pub(super) struct SocketTarget {
-    pub(super) socket: SocketRef,
-    pub(super) styles: Styles,
+    socket: SocketRef,
+    styles: Styles,
+    /// An event could not be sent: none may follow it.
+    lost: AtomicBool,
+    /// The disconnect is under way.
+    disconnecting: AtomicBool,
+    /// Where the disconnect of a slow socket runs (events are offered on the store's
+    /// commit path, which may be a thread of its own).
+    runtime: tokio::runtime::Handle,
+}
+
+impl SocketTarget {
+    pub(super) fn new(socket: SocketRef, styles: Styles) -> Self {
+        SocketTarget {
+            socket,
+            styles,
+            lost: AtomicBool::new(false),
+            disconnecting: AtomicBool::new(false),
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
 }
 
 impl Target for SocketTarget {
     fn offer(&self, event: &Arc<Event>) -> bool {
+        if self.lost.load(Ordering::Acquire) {
+            return false;
+        }
         let Some(events) = event.collection_event() else {
             return true;
         };
@@ -101,12 +131,24 @@ impl Target for SocketTarget {
             Styles::Verbs => verb(),
             Styles::Feathers => feathers(),
         };
+        if sent.is_err() {
+            self.lost.store(true, Ordering::Release);
+        }
         sent.is_ok()
     }
 
     fn mark_slow(&self) {
-        tracing::warn!(socket = %self.socket.id, "socket.io socket too slow for its events; disconnected");
-        let _ = self.socket.clone().disconnect();
+        self.lost.store(true, Ordering::Release);
+        if self.disconnecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::warn!(socket = %self.socket.id, "socket.io socket too slow for its events; disconnecting");
+        let socket = self.socket.clone();
+        self.runtime.spawn(async move {
+            while let Err(SocketError::InternalChannelFull) = socket.clone().disconnect() {
+                tokio::time::sleep(DISCONNECT_RETRY).await;
+            }
+        });
     }
 }
 

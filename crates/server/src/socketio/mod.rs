@@ -39,9 +39,11 @@ use events::{SocketTarget, Styles};
 
 use requests::{Enqueued, Queue, QUEUE_CAPACITY};
 
-/// Packets one socket may have waiting to be sent (acks and, later, events) before
-/// sends to it fail: more than its request queue, so every queued request's ack fits.
-const SEND_BUFFER: usize = 2 * QUEUE_CAPACITY;
+/// Packets (acks and events) one socket may have waiting to be sent. A socket whose
+/// buffer fills is not reading and is disconnected (see `events`); so this many
+/// packets, each at most about one value, is all a socket can hold of the server's
+/// memory. As many as its request queue, so a burst of queued requests' acks fits.
+const SEND_BUFFER: usize = QUEUE_CAPACITY;
 
 /// What every socket of the face shares.
 #[derive(Debug)]
@@ -86,10 +88,7 @@ fn admit(face: Arc<Face>, socket: &SocketRef, auth: Option<Value>) -> Result<(),
     let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
     socket.extensions.insert(Queue(sender));
     socket.on_fallback(async |_: Enqueued| {});
-    let target = SocketTarget {
-        socket: socket.clone(),
-        styles: interest.styles,
-    };
+    let target = SocketTarget::new(socket.clone(), interest.styles);
     // During a replay, at most a send buffer's worth of live events is held back.
     let subscriber = Arc::new(Subscriber::new(target, principal.access(), SEND_BUFFER));
     let hub = Arc::clone(face.state.hub());

@@ -447,4 +447,76 @@ describe('socket.io verb face', () => {
     );
     raw.close();
   });
+  test('lists: filters, sort, pages, select, after, and a revision to listen from', async () => {
+    const docs = [
+      { id: 'l1', n: 3, tag: 'red', tags: ['x', 'y'], deep: { v: 1 } },
+      { id: 'l2', n: 1, tag: 'blue' },
+      { id: 'l3', n: '2', tag: null },
+      { id: 'l4', n: 2.5, tags: ['y'] },
+      { id: 'l5', tag: 'reddish' },
+    ];
+    for (const doc of docs) await success(socket, 'POST', 'listed', doc);
+    await rest('/record', { method: 'POST', body: JSON.stringify({ key: 'listed/counter', value: '7' }) });
+    const ids = async (query) => (await success(socket, 'LIST', 'listed', query)).data.map((item) => item.id);
+    assert.deepEqual(await ids({}), ['l1', 'l2', 'l3', 'l4', 'l5'], 'id order; the counter is no item');
+    assert.deepEqual(await ids({ filters: { tag: 'red' } }), ['l1']);
+    assert.deepEqual(await ids({ filters: { tag: null } }), ['l3', 'l4']);
+    assert.deepEqual(await ids({ filters: { n: { gt: 1 } } }), ['l1', 'l4']);
+    assert.deepEqual(await ids({ filters: { n: { $gte: 2, lt: 3 } } }), ['l4']);
+    assert.deepEqual(await ids({ filters: { tag: { prefix: 'red' }, tags: { exists: true } } }), ['l1']);
+    assert.deepEqual(await ids({ filters: { tags: { contains: 'y' } } }), ['l1', 'l4']);
+    assert.deepEqual(await ids({ filters: { 'deep.v': 1 } }), ['l1']);
+    assert.deepEqual(await ids({ sort: 'n' }), ['l5', 'l2', 'l4', 'l1', 'l3']);
+    assert.deepEqual(await ids({ sort: { tag: 1, n: -1 } }), ['l4', 'l3', 'l2', 'l1', 'l5']);
+    assert.deepEqual(await ids({ sort: ['-tag'], pageSize: 2, page: 2 }), ['l2', 'l3']);
+    assert.deepEqual(await ids({ after: 'l2', pageSize: 2 }), ['l3', 'l4']);
+
+    const page = await success(socket, 'GET', 'listed', { pageSize: 2, select: ['tag'] });
+    assert.equal(page.total, 5);
+    assert.equal(page.page, 1);
+    assert.equal(page.pageSize, 2);
+    assert.deepEqual(Object.keys(page.data[0]).sort(), ['_rev', 'id', 'tag']);
+    assert.ok(page.data.every((item) => item._rev <= page.revision));
+    const counted = await success(socket, 'LIST', 'listed', { pageSize: 0 });
+    assert.deepEqual([counted.total, counted.data], [5, []]);
+    const everything = await success(socket, 'LIST', 'listed');
+    assert.equal(everything.pageSize, 10);
+
+    // List, then listen: every change after the list's revision is an event.
+    const listener = await open(server.baseUrl, { auth: { apiKey: API_KEY, collections: ['listed'] } });
+    const events = recorder(listener);
+    const before = await success(listener, 'LIST', 'listed', {});
+    const added = await success(socket, 'POST', 'listed', { id: 'l6' });
+    const [first] = await events.until(1);
+    assert.ok(first.args[2].revision > before.revision);
+    assert.equal(first.args[2].revision, added._rev);
+    listener.close();
+
+    for (const query of [
+      { filters: { n: { $regex: 'x' } } },
+      { sort: { n: 2 } },
+      { page: 0 },
+      { pageSize: -1 },
+      { after: 'l1', sort: 'n' },
+      { unknown: 1 },
+      { filters: 'tag' },
+    ]) {
+      assertError(await failure(socket, 'LIST', 'listed', query), 'BadRequest', 400);
+    }
+  });
+
+  test('a token socket lists only the items its access pattern allows', async () => {
+    await success(socket, 'POST', 'mixed', { id: 'public-1' });
+    await success(socket, 'POST', 'mixed', { id: 'private-1' });
+    const response = await rest('/token/websocket', {
+      method: 'POST',
+      body: JSON.stringify({ accessPattern: '^mixed/public-*$' }),
+    });
+    const { token } = await response.json();
+    const limited = await open(server.baseUrl, { auth: { token } });
+    const listed = await success(limited, 'LIST', 'mixed', {});
+    assert.deepEqual(listed.data.map((item) => item.id), ['public-1']);
+    assert.equal(listed.total, 1);
+    limited.close();
+  });
 });

@@ -57,7 +57,7 @@ pub struct Snapshot {
     /// The revision the view is consistent with.
     pub revision: Revision,
     /// Live records when the view was taken (expired ones are skipped while reading,
-    /// so slightly fewer may come out).
+    /// so slightly fewer may come out); 0 for a prefix scan, which does not count.
     pub keys: u64,
     /// Every live record, in key order.
     pub records: Box<dyn Iterator<Item = Result<(String, Record), Error>> + Send>,
@@ -151,7 +151,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// A consistent view of every live record, for backups and exports.
-    async fn snapshot(&self) -> Result<Snapshot, Error>;
+    async fn snapshot(&self) -> Result<Snapshot, Error> {
+        self.scan("").await
+    }
+
+    /// A consistent view of the live records whose keys start with `prefix`, in key
+    /// order, with the revision it is consistent with (collection lists). Its `keys`
+    /// counts the whole store for the empty prefix, and is 0 (not counted) otherwise.
+    async fn scan(&self, prefix: &str) -> Result<Snapshot, Error>;
 
     /// Finishes every write already submitted, makes it durable, and refuses new ones.
     async fn close(&self) -> Result<(), Error>;

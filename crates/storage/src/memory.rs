@@ -210,19 +210,27 @@ impl Store for MemoryStore {
         self.read().revision
     }
 
-    async fn snapshot(&self) -> Result<Snapshot, Error> {
+    async fn scan(&self, prefix: &str) -> Result<Snapshot, Error> {
         let now = now_ms();
         let state = self.read();
         // A copy taken under the lock is the consistent view.
         let records: Vec<(String, Record)> = state
             .records
-            .iter()
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(key, _)| key.starts_with(prefix))
             .filter(|(_, record)| !record.is_expired(now))
             .map(|(key, record)| (key.clone(), record.clone()))
             .collect();
         Ok(Snapshot {
             revision: state.revision,
-            keys: records.len() as u64,
+            keys: if prefix.is_empty() {
+                records.len() as u64
+            } else {
+                0
+            },
             records: Box::new(records.into_iter().map(Ok)),
         })
     }

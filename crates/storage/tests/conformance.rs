@@ -311,6 +311,38 @@ async fn snapshots_are_consistent_and_skip_expired_keys(store: Arc<dyn Store>) {
     );
 }
 
+/// A prefix scan is a consistent view of the live keys under the prefix, in byte
+/// order, with the revision it is consistent with; removals say what they removed.
+async fn prefix_scans_see_one_view_of_their_keys(store: Arc<dyn Store>) {
+    for key in ["items/b", "items0", "item", "items/a", "other/x", "items/é"] {
+        store.write(set(key, key)).await.unwrap();
+    }
+    store
+        .write(Mutation {
+            ttl_ms: Some(1),
+            ..set("items/gone", "x")
+        })
+        .await
+        .unwrap();
+    let deleted = store.write(op("items/b", WriteOp::Delete)).await.unwrap();
+    assert_eq!(deleted.removed.as_deref(), Some("items/b"));
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let scan = store.scan("items/").await.unwrap();
+    assert_eq!(scan.revision, deleted.revision);
+    store.write(set("items/c", "later")).await.unwrap();
+    let keys: Vec<String> = scan.records.map(|entry| entry.unwrap().0).collect();
+    assert_eq!(keys, ["items/a", "items/é"]);
+    let all = store.scan("").await.unwrap();
+    assert_eq!(all.records.count(), 6);
+    assert!(store
+        .scan("nothing/")
+        .await
+        .unwrap()
+        .records
+        .next()
+        .is_none());
+}
+
 /// Every change says what the key was before (absent or at a revision) and what is
 /// stored after, the whole document after PATCH and ATOMIC, and the expiry; the
 /// change log gives back exactly the changes the writes returned.
@@ -446,6 +478,11 @@ macro_rules! conformance {
             async fn snapshot() {
                 let (_dir, store) = $make;
                 snapshots_are_consistent_and_skip_expired_keys(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn prefix_scan() {
+                let (_dir, store) = $make;
+                prefix_scans_see_one_view_of_their_keys(store).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn before_and_after() {

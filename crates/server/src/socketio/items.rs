@@ -9,7 +9,8 @@
 //! read and never retried.
 
 use ripplekv_collections::{
-    item_from_stored, stored_document, Collection, IdGenerator, ItemId, REVISION_FIELD,
+    item_from_stored, stored_document, Collection, IdGenerator, ItemId, Listed, Query,
+    REVISION_FIELD,
 };
 use ripplekv_core::{Error, Record};
 use ripplekv_proto::WriteOptions;
@@ -21,6 +22,17 @@ use crate::hub::Access;
 /// Attempts of a read-then-conditional-write before giving up on an item that keeps
 /// changing.
 const ATTEMPTS: usize = 8;
+/// The most items a list reads from one collection: beyond that it is refused (422)
+/// rather than let one request hold a core and the memory of them all.
+pub(super) const MAX_SCAN: usize = 200_000;
+
+/// A list's answer: the total of matches, the page, and the revision of the view.
+#[derive(Debug)]
+pub(super) struct Listing {
+    pub(super) total: usize,
+    pub(super) items: Vec<Item>,
+    pub(super) revision: u64,
+}
 
 /// An item as read: its document with `id` and `_rev`.
 pub(super) type Item = Map<String, Value>;
@@ -48,6 +60,53 @@ impl Items<'_> {
         let key = collection.key(id);
         let record = self.read(&key).await?.ok_or(Error::NotFound)?;
         item_from_stored(&key, &record.value, id, record.revision)
+    }
+
+    /// The items of the collection that `query` selects, from one read view (so the
+    /// answer's revision is at least every `_rev` in it, and a client that applies only
+    /// later events misses nothing). Items outside the caller's access pattern, and
+    /// values that are not JSON objects, are left out.
+    pub(super) async fn list(
+        &self,
+        collection: &Collection,
+        query: Query,
+    ) -> Result<Listing, Error> {
+        let prefix = format!("{}/", collection.as_str());
+        let view = self.executor.store().scan(&prefix).await?;
+        let revision = view.revision;
+        let access = self.access.clone();
+        let key_of = collection.clone();
+        let (total, items) = tokio::task::spawn_blocking(move || {
+            let mut listed: Vec<Listed> = Vec::new();
+            for (scanned, entry) in view.records.enumerate() {
+                if scanned == MAX_SCAN {
+                    return Err(Error::Unprocessable(format!(
+                        "The collection holds more than {MAX_SCAN} items: lists read at \
+                         most that many"
+                    )));
+                }
+                let (key, record) = entry?;
+                if !access.allows(&key) {
+                    continue;
+                }
+                let Ok(id) = ItemId::from_text(&key[prefix.len()..]) else {
+                    continue;
+                };
+                let stored =
+                    item_from_stored(&key_of.key(&id), &record.value, &id, record.revision);
+                if let Ok(item) = stored {
+                    listed.push((id.as_str().to_owned(), item));
+                }
+            }
+            Ok(query.run(listed))
+        })
+        .await
+        .map_err(Error::internal)??;
+        Ok(Listing {
+            total,
+            items,
+            revision,
+        })
     }
 
     /// Creates the item, with a new id when the document has none. A document with the

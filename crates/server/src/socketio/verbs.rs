@@ -5,6 +5,7 @@
 //! | event | arguments | ack |
 //! |---|---|---|
 //! | `GET` | `collection, id` | the item |
+//! | `GET`, `LIST` | `collection [, query]` | `{data, total, page, pageSize, revision}` |
 //! | `POST` | `collection, document [, options]` | the created item |
 //! | `PUT` | `collection, document [, {upsert, ifRevision}]` | the stored item |
 //! | `PATCH` | `collection, id, object \| operations [, options]`, or `collection, {id, …} [, options]` | the patched item |
@@ -13,9 +14,9 @@
 //! A failure acks `(null, error)`, so a plain promise wrapper resolves `null` and a
 //! careful client reads the error second. `options` may hold `ifRevision`.
 
-use ripplekv_collections::{Collection, ItemId};
+use ripplekv_collections::{Collection, ItemId, Query};
 use ripplekv_core::Error;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::items::{Change, Items};
 
@@ -33,13 +34,32 @@ pub(super) async fn handle(
     let mut args = Arguments::new(event, args);
     let collection = Collection::parse(&args.text("collection")?)?;
     let item = match event {
-        "GET" if args.next_is_object() => return Err(lists_not_served()),
+        "LIST" | "GET" if event == "LIST" || args.next_is_object() => {
+            let query = match args.optional() {
+                None | Some(Value::Null) => Map::new(),
+                Some(Value::Object(query)) => query,
+                Some(other) => {
+                    return Err(Error::invalid(format!(
+                        "{event}: the query must be a JSON object, not {other}"
+                    )))
+                }
+            };
+            args.end()?;
+            let (query, number) = Query::from_verb(&query)?;
+            let listing = items.list(&collection, query).await?;
+            return Ok(json!({
+                "data": listing.items,
+                "total": listing.total,
+                "page": number.page,
+                "pageSize": number.page_size,
+                "revision": listing.revision,
+            }));
+        }
         "GET" => {
             let id = args.id()?;
             args.end()?;
             items.get(&collection, &id).await?
         }
-        "LIST" => return Err(lists_not_served()),
         "POST" => {
             let document = args.object("document")?;
             let _ = Options::parse(args.optional(), &[])?;
@@ -84,10 +104,6 @@ pub(super) async fn handle(
         _ => return Err(Error::MethodNotAllowed),
     };
     Ok(Value::Object(item))
-}
-
-fn lists_not_served() -> Error {
-    Error::invalid("Lists (GET or LIST with a query) are not served yet: GET one item by its id")
 }
 
 /// A request's arguments, taken in order, with errors that name the event.

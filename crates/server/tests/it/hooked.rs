@@ -134,8 +134,8 @@ impl Store for HookedStore {
     async fn committed_revision(&self) -> Result<Revision, Error> {
         self.inner.committed_revision().await
     }
-    async fn snapshot(&self) -> Result<Snapshot, Error> {
-        self.inner.snapshot().await
+    async fn scan(&self, prefix: &str) -> Result<Snapshot, Error> {
+        self.inner.scan(prefix).await
     }
     async fn close(&self) -> Result<(), Error> {
         self.inner.close().await

@@ -360,8 +360,8 @@ impl Store for PostgresStore {
         Ok(from_sql(row.get(0)))
     }
 
-    async fn snapshot(&self) -> Result<Snapshot, Error> {
-        snapshot::open(&self.config).await
+    async fn scan(&self, prefix: &str) -> Result<Snapshot, Error> {
+        snapshot::open(&self.config, prefix).await
     }
 
     async fn close(&self) -> Result<(), Error> {

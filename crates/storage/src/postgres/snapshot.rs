@@ -1,6 +1,7 @@
-//! A consistent view of every live record, read in key order from one
-//! `REPEATABLE READ` transaction on a connection of its own (so a long backup never
-//! holds a pooled connection, and dropping the view mid-way just closes it).
+//! A consistent view of every live record (or of those under a prefix), read in key
+//! order from one `REPEATABLE READ` transaction on a connection of its own (so a long
+//! backup never holds a pooled connection, and dropping the view mid-way just closes
+//! it).
 //!
 //! The records are fetched a page at a time as the iterator is driven. The iterator
 //! blocks on the database, so it must be driven from a blocking thread or from a
@@ -19,21 +20,25 @@ use super::LIVE;
 /// Records fetched per round trip.
 const PAGE: u64 = 1000;
 
-pub(super) async fn open(config: &Config) -> Result<Snapshot, Error> {
+pub(super) async fn open(config: &Config, prefix: &str) -> Result<Snapshot, Error> {
     let client = connect(config).await?;
     client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await
         .map_err(db_error)?;
-    let sql = format!(
-        "SELECT (SELECT revision FROM ripplekv.clock), \
-         (SELECT count(*) FROM ripplekv.kv WHERE {LIVE})"
-    );
+    // Counting is for progress reports of whole-store backups only.
+    let count = if prefix.is_empty() {
+        format!("(SELECT count(*) FROM ripplekv.kv WHERE {LIVE})")
+    } else {
+        "0::int8".to_owned()
+    };
+    let sql = format!("SELECT (SELECT revision FROM ripplekv.clock), {count}");
     let row = client.query_one(&sql, &[]).await.map_err(db_error)?;
     let (revision, keys): (i64, i64) = (row.get(0), row.get(1));
     let pages = Pages {
         handle: Handle::current(),
         client,
+        prefix: prefix.to_owned(),
         after: None,
         page: VecDeque::new(),
         done: false,
@@ -48,6 +53,8 @@ pub(super) async fn open(config: &Config) -> Result<Snapshot, Error> {
 struct Pages {
     handle: Handle,
     client: Client,
+    /// Only keys starting with this.
+    prefix: String,
     /// The last key returned; the next page starts after it.
     after: Option<String>,
     page: VecDeque<(String, Record)>,
@@ -55,11 +62,13 @@ struct Pages {
 }
 
 impl Pages {
-    async fn fetch(&self) -> Result<Vec<(String, Record)>, Error> {
-        let from = if self.after.is_some() {
-            "key > $1"
-        } else {
-            "$1::text IS NULL"
+    /// The next page: keys after the last one returned (from the prefix on), while
+    /// they start with the prefix (`key >= prefix` finds the first in the index; a
+    /// page is cut at the first key past the prefix).
+    async fn fetch(&self) -> Result<(Vec<(String, Record)>, bool), Error> {
+        let (from, bound) = match &self.after {
+            Some(after) => ("key > $1", after),
+            None => ("key >= $1", &self.prefix),
         };
         let sql = format!(
             "SELECT key, value, revision, expires_at_ms FROM ripplekv.kv \
@@ -67,12 +76,19 @@ impl Pages {
         );
         let rows = self
             .client
-            .query(&sql, &[&self.after, &sql_int(PAGE)])
+            .query(&sql, &[bound, &sql_int(PAGE)])
             .await
             .map_err(db_error)?;
-        rows.iter()
-            .map(|row| Ok((row.get(0), rows::record(row, 1)?)))
-            .collect()
+        let full = rows.len() as u64 == PAGE;
+        let mut page = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let key: String = row.get(0);
+            if !key.starts_with(&self.prefix) {
+                return Ok((page, true));
+            }
+            page.push((key, rows::record(row, 1)?));
+        }
+        Ok((page, !full))
     }
 }
 
@@ -84,8 +100,8 @@ impl Iterator for Pages {
             let handle = self.handle.clone();
             let fetched = tokio::task::block_in_place(|| handle.block_on(self.fetch()));
             match fetched {
-                Ok(page) => {
-                    self.done = (page.len() as u64) < PAGE;
+                Ok((page, last)) => {
+                    self.done = last;
                     self.after = page.last().map(|(key, _)| key.clone());
                     self.page.extend(page);
                 }

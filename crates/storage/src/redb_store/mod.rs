@@ -283,7 +283,7 @@ impl Store for RedbStore {
         self.shared.stats.render(out);
     }
 
-    async fn snapshot(&self) -> Result<Snapshot, Error> {
+    async fn scan(&self, prefix: &str) -> Result<Snapshot, Error> {
         // One read transaction is one MVCC snapshot: the revision, the count and every
         // record come from the same committed state, whatever is written meanwhile.
         let txn = self.shared.db.begin_read().map_err(Error::internal)?;
@@ -294,11 +294,22 @@ impl Store for RedbStore {
             .map_err(Error::internal)?
             .map_or(0, |guard| guard.value());
         let table = txn.open_table(KV).map_err(Error::internal)?;
-        let keys = table.len().map_err(Error::internal)?;
+        let keys = if prefix.is_empty() {
+            table.len().map_err(Error::internal)?
+        } else {
+            0
+        };
         let now = now_ms();
+        let wanted = prefix.to_owned();
         let records = table
-            .range::<&str>(..)
+            .range::<&str>(prefix..)
             .map_err(Error::internal)?
+            .take_while(move |entry| {
+                // Errors go through, to be reported below.
+                entry
+                    .as_ref()
+                    .map_or(true, |(key, _)| key.value().starts_with(&wanted))
+            })
             .filter_map(move |entry| {
                 let decoded = entry
                     .map_err(Error::internal)

@@ -4,14 +4,17 @@
 //! [`Query::run`] evaluates it over the items of one read snapshot.
 //!
 //! Semantics, pinned so the faces agree with each other and with Feathers' memory
-//! adapter:
+//! adapter (its matcher, sift, and its NeDB-derived sort):
 //! - equality is JSON equality (numbers by value), and `null` also matches a missing
 //!   field; `ne` and `nin` are their negations, so they match a missing field;
-//! - `gt gte lt lte` compare within one JSON type only, numbers with numbers and
-//!   strings with strings (by code point), so `{gt: 5}` never matches `"6"`;
+//! - `gt gte lt lte` compare within one JSON type only (numbers, strings by code
+//!   point, booleans), so `{gt: 5}` never matches `"6"`;
+//! - a test on a field holding an array passes when it passes on the array or on any
+//!   of its elements (`{tags: "x"}` matches `tags: ["x", "y"]`), and `ne`/`nin` fail
+//!   when any of them is the value;
 //! - sorting orders types as missing < null < numbers < strings < booleans < arrays
-//!   and objects, and the item's key (its id) is always the last tie-break, so pages
-//!   are stable.
+//!   (element by element) < objects (member by member, in name order), and the
+//!   item's key (its id) is always the last tie-break, so pages are stable.
 
 use std::cmp::Ordering;
 
@@ -29,13 +32,36 @@ pub type Listed = (String, Map<String, Value>);
 /// A parsed list query.
 #[derive(Debug, Clone, Default)]
 pub struct Query {
-    conditions: Vec<Condition>,
+    clauses: Vec<Clause>,
     sort: Vec<SortKey>,
     select: Option<Vec<String>>,
     /// Only items whose id (as in the key) sorts after this one.
     after: Option<String>,
     skip: usize,
     limit: usize,
+}
+
+/// One requirement of a query: a test of a field, or groups of them, any or all of
+/// which must hold (`$or`, `$and`).
+#[derive(Debug, Clone)]
+enum Clause {
+    Field(Condition),
+    Any(Vec<Vec<Clause>>),
+    All(Vec<Vec<Clause>>),
+}
+
+impl Clause {
+    fn holds(&self, item: &Map<String, Value>) -> bool {
+        match self {
+            Clause::Field(condition) => condition.test.passes(field(item, &condition.path)),
+            Clause::Any(groups) => groups
+                .iter()
+                .any(|group| group.iter().all(|clause| clause.holds(item))),
+            Clause::All(groups) => groups
+                .iter()
+                .all(|group| group.iter().all(|clause| clause.holds(item))),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -91,7 +117,7 @@ impl Query {
                 }
                 "pageSize" => page_size = count(value, "pageSize")?.min(MAX_PAGE_SIZE),
                 "sort" => parsed.sort = sort_keys(value)?,
-                "filters" => parsed.conditions = conditions(value)?,
+                "filters" => parsed.clauses = conditions(value)?,
                 "select" => parsed.select = Some(select(value)?),
                 "after" => match value {
                     Value::String(after) => parsed.after = Some(after.clone()),
@@ -111,6 +137,61 @@ impl Query {
         Ok((parsed, PageNumber { page, page_size }))
     }
 
+    /// A Feathers `find` query: `$limit $skip $sort $select $or $and` and field
+    /// filters with `$in $nin $lt $lte $gt $gte $ne` (and this server's `$prefix
+    /// $contains $exists`); any other `$` name is 400, as in Feathers' adapters.
+    pub fn from_feathers(query: &Map<String, Value>) -> Result<Query, Error> {
+        let mut parsed = Query {
+            limit: DEFAULT_PAGE_SIZE,
+            ..Query::default()
+        };
+        for (name, value) in query {
+            match name.as_str() {
+                "$limit" => parsed.limit = feathers_count(value, "$limit")?.min(MAX_PAGE_SIZE),
+                "$skip" => parsed.skip = feathers_count(value, "$skip")?,
+                "$sort" => parsed.sort = feathers_sort(value)?,
+                "$select" => parsed.select = Some(select(value)?),
+                _ => {}
+            }
+        }
+        parsed.clauses = feathers_clauses(query, true)?;
+        Ok(parsed)
+    }
+
+    /// Only the clauses of a Feathers query (for `get`, `patch`, `remove` by id).
+    pub fn feathers_filter(query: &Map<String, Value>) -> Result<Query, Error> {
+        Ok(Query {
+            clauses: feathers_clauses(query, true)?,
+            limit: 1,
+            ..Query::default()
+        })
+    }
+
+    /// Whether the query has any filter at all.
+    pub fn has_filters(&self) -> bool {
+        !self.clauses.is_empty()
+    }
+
+    /// Items skipped before the page.
+    pub fn skip(&self) -> usize {
+        self.skip
+    }
+
+    /// The page's size.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Whether one item passes the query's filters.
+    pub fn accepts(&self, id: &str, item: &Map<String, Value>) -> bool {
+        self.matches(&(id.to_owned(), item.clone()))
+    }
+
+    /// The item with only the fields the query selects.
+    pub fn selected(&self, item: Map<String, Value>) -> Map<String, Value> {
+        self.project(item)
+    }
+
     /// Whether the item is in the list.
     fn matches(&self, (id, item): &Listed) -> bool {
         if self
@@ -120,9 +201,7 @@ impl Query {
         {
             return false;
         }
-        self.conditions
-            .iter()
-            .all(|condition| condition.test.passes(field(item, &condition.path)))
+        self.clauses.iter().all(|clause| clause.holds(item))
     }
 
     /// The order of two items: the sort keys, then the id.
@@ -216,22 +295,29 @@ fn sort_keys(value: &Value) -> Result<Vec<SortKey>, Error> {
             .collect(),
         Value::Object(fields) => fields
             .iter()
-            .map(|(name, direction)| {
-                let descending = match direction.as_i64() {
-                    Some(1) => false,
-                    Some(-1) => true,
-                    _ => return Err(Error::invalid("a sort direction is 1 or -1")),
-                };
-                Ok(SortKey {
-                    path: path(name)?,
-                    descending,
-                })
-            })
+            .map(|(name, direction)| directed(name, direction))
             .collect(),
         _ => Err(Error::invalid(
             "sort must be a field name, an array of them or an object of directions",
         )),
     }
+}
+
+/// A sort key from a field name and a direction: 1 or -1 (or their text).
+fn directed(name: &str, direction: &Value) -> Result<SortKey, Error> {
+    let direction = match direction {
+        Value::String(text) => text.parse::<i64>().ok(),
+        other => other.as_i64(),
+    };
+    let descending = match direction {
+        Some(1) => false,
+        Some(-1) => true,
+        _ => return Err(Error::invalid("a sort direction is 1 or -1")),
+    };
+    Ok(SortKey {
+        path: path(name)?,
+        descending,
+    })
 }
 
 fn select(value: &Value) -> Result<Vec<String>, Error> {
@@ -247,29 +333,113 @@ fn select(value: &Value) -> Result<Vec<String>, Error> {
 }
 
 /// `{f: v}` (equality) and `{f: {op: v, …}}`, all ANDed.
-fn conditions(value: &Value) -> Result<Vec<Condition>, Error> {
+fn conditions(value: &Value) -> Result<Vec<Clause>, Error> {
     let Value::Object(filters) = value else {
         return Err(Error::invalid("filters must be an object"));
     };
-    let mut conditions = Vec::new();
+    let mut clauses = Vec::new();
     for (name, wanted) in filters {
         let path = path(name)?;
         match wanted {
             Value::Object(tests) => {
                 for (operator, operand) in tests {
-                    conditions.push(Condition {
+                    clauses.push(Clause::Field(Condition {
                         path: path.clone(),
                         test: Test::parse(operator, operand)?,
-                    });
+                    }));
                 }
             }
-            other => conditions.push(Condition {
+            other => clauses.push(Clause::Field(Condition {
                 path,
                 test: Test::Eq(other.clone()),
-            }),
+            })),
         }
     }
-    Ok(conditions)
+    Ok(clauses)
+}
+
+/// A Feathers count (`$limit`, `$skip`): a non-negative integer, or its decimal text.
+fn feathers_count(value: &Value, what: &str) -> Result<usize, Error> {
+    match value {
+        Value::String(text) => text.parse().ok(),
+        other => other.as_u64().and_then(|n| usize::try_from(n).ok()),
+    }
+    .ok_or_else(|| Error::invalid(format!("{what} must be a non-negative integer")))
+}
+
+/// `$sort: {field: 1 | -1, …}` (numbers or their text), in the order given.
+fn feathers_sort(value: &Value) -> Result<Vec<SortKey>, Error> {
+    let Value::Object(fields) = value else {
+        return Err(Error::invalid("$sort must be an object of directions"));
+    };
+    fields
+        .iter()
+        .map(|(name, direction)| directed(name, direction))
+        .collect()
+}
+
+/// The filters of a Feathers query: every member but the paging ones (at the top).
+fn feathers_clauses(query: &Map<String, Value>, top: bool) -> Result<Vec<Clause>, Error> {
+    let mut clauses = Vec::new();
+    for (name, value) in query {
+        match name.as_str() {
+            "$limit" | "$skip" | "$sort" | "$select" if top => {}
+            "$or" | "$and" => {
+                let groups = value
+                    .as_array()
+                    .filter(|groups| !groups.is_empty())
+                    .ok_or_else(|| Error::invalid(format!("{name} takes an array of queries")))?
+                    .iter()
+                    .map(|group| match group {
+                        Value::Object(group) => feathers_clauses(group, false),
+                        _ => Err(Error::invalid(format!("{name} takes an array of queries"))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                clauses.push(if name == "$or" {
+                    Clause::Any(groups)
+                } else {
+                    Clause::All(groups)
+                });
+            }
+            other if other.starts_with('$') => {
+                return Err(Error::invalid(format!("Invalid query parameter {other}")));
+            }
+            field_name => {
+                let path = path(field_name)?;
+                match value {
+                    Value::Object(tests) if tests.keys().any(|key| key.starts_with('$')) => {
+                        for (operator, operand) in tests {
+                            if !operator.starts_with('$') {
+                                return Err(Error::invalid(format!(
+                                    "Invalid query parameter {operator}"
+                                )));
+                            }
+                            let test = match operator.as_str() {
+                                "$in" | "$nin" | "$lt" | "$lte" | "$gt" | "$gte" | "$ne"
+                                | "$prefix" | "$contains" | "$exists" => {
+                                    Test::parse(operator, operand)?
+                                }
+                                _ => {
+                                    return Err(Error::invalid(format!(
+                                        "Invalid query parameter {operator}"
+                                    )))
+                                }
+                            };
+                            clauses.push(Clause::Field(Condition {
+                                path: path.clone(),
+                                test,
+                            }));
+                        }
+                    }
+                    other => clauses.push(Clause::Field(Condition {
+                        path,
+                        test: Test::Eq(other.clone()),
+                    })),
+                }
+            }
+        }
+    }
+    Ok(clauses)
 }
 
 impl Test {
@@ -309,21 +479,28 @@ impl Test {
         })
     }
 
+    /// Whether the field's value passes: for an array, the array or any element.
     fn passes(&self, found: Option<&Value>) -> bool {
+        let any = |test: &dyn Fn(Option<&Value>) -> bool| {
+            test(found)
+                || matches!(found, Some(Value::Array(elements)) if elements.iter().any(|e| test(Some(e))))
+        };
         let ordered = |wanted: &Value, accept: fn(Ordering) -> bool| {
-            found
-                .and_then(|found| same_type_order(found, wanted))
-                .is_some_and(accept)
+            any(&|found| {
+                found
+                    .and_then(|found| same_type_order(found, wanted))
+                    .is_some_and(accept)
+            })
         };
         match self {
-            Test::Eq(wanted) => equals(found, wanted),
-            Test::Ne(wanted) => !equals(found, wanted),
+            Test::Eq(wanted) => any(&|found| equals(found, wanted)),
+            Test::Ne(wanted) => !any(&|found| equals(found, wanted)),
             Test::Gt(wanted) => ordered(wanted, Ordering::is_gt),
             Test::Gte(wanted) => ordered(wanted, Ordering::is_ge),
             Test::Lt(wanted) => ordered(wanted, Ordering::is_lt),
             Test::Lte(wanted) => ordered(wanted, Ordering::is_le),
-            Test::In(list) => list.iter().any(|wanted| equals(found, wanted)),
-            Test::Nin(list) => !list.iter().any(|wanted| equals(found, wanted)),
+            Test::In(list) => any(&|found| list.iter().any(|wanted| equals(found, wanted))),
+            Test::Nin(list) => !any(&|found| list.iter().any(|wanted| equals(found, wanted))),
             Test::Prefix(prefix) => found
                 .and_then(Value::as_str)
                 .is_some_and(|text| text.starts_with(prefix.as_str())),
@@ -370,17 +547,19 @@ fn json_equal(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// The order of two values of the same comparable type (numbers, strings).
+/// The order of two values of the same comparable type (numbers, strings, booleans).
 fn same_type_order(found: &Value, wanted: &Value) -> Option<Ordering> {
     match (found, wanted) {
         (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
         (Value::String(x), Value::String(y)) => Some(x.as_str().cmp(y.as_str())),
+        (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
         _ => None,
     }
 }
 
 /// The sort order across types: missing < null < numbers < strings < booleans <
-/// arrays and objects (which sort as equal among themselves).
+/// arrays (element by element, then the shorter first) < objects (member values in
+/// the order of their sorted names, then the one with fewer members first).
 fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
     fn rank(value: Option<&Value>) -> u8 {
         match value {
@@ -389,11 +568,29 @@ fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
             Some(Value::Number(_)) => 2,
             Some(Value::String(_)) => 3,
             Some(Value::Bool(_)) => 4,
-            Some(Value::Array(_) | Value::Object(_)) => 5,
+            Some(Value::Array(_)) => 5,
+            Some(Value::Object(_)) => 6,
         }
     }
     match (a, b) {
-        (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
+        (Some(Value::Array(x)), Some(Value::Array(y))) => x
+            .iter()
+            .zip(y)
+            .map(|(x, y)| compare(Some(x), Some(y)))
+            .find(|ordering| ordering.is_ne())
+            .unwrap_or_else(|| x.len().cmp(&y.len())),
+        (Some(Value::Object(x)), Some(Value::Object(y))) => {
+            let (mut x_names, mut y_names): (Vec<_>, Vec<_>) =
+                (x.keys().collect(), y.keys().collect());
+            x_names.sort();
+            y_names.sort();
+            x_names
+                .iter()
+                .zip(&y_names)
+                .map(|(xn, yn)| compare(x.get(*xn), y.get(*yn)))
+                .find(|ordering| ordering.is_ne())
+                .unwrap_or_else(|| x.len().cmp(&y.len()))
+        }
         (Some(x), Some(y)) => same_type_order(x, y).unwrap_or_else(|| rank(a).cmp(&rank(b))),
         _ => rank(a).cmp(&rank(b)),
     }

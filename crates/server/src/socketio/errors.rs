@@ -24,6 +24,24 @@ impl Failure {
         }
     }
 
+    /// Not found, with its own message (a service that cannot exist).
+    pub(super) fn not_found(message: String) -> Self {
+        Failure {
+            status: 404,
+            message,
+            data: None,
+        }
+    }
+
+    /// A method Feathers refuses (multi create, patch or remove).
+    pub(super) fn method_not_allowed(message: &str) -> Self {
+        Failure {
+            status: 405,
+            message: message.to_owned(),
+            data: None,
+        }
+    }
+
     /// A request its socket's queue had no room for.
     pub(super) fn queue_full(limit: usize) -> Self {
         Failure {

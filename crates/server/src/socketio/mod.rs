@@ -30,6 +30,7 @@ use crate::state::AppState;
 
 mod errors;
 mod events;
+mod feathers;
 mod items;
 mod requests;
 mod verbs;

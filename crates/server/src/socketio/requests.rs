@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use super::errors::Failure;
 use super::items::Items;
-use super::{verbs, Face};
+use super::{feathers, verbs, Face};
 use crate::auth::Principal;
 
 /// Requests one socket may have waiting for their turn; one more is refused with 429.
@@ -114,20 +114,41 @@ pub(super) async fn serve(
         ids: &face.ids,
     };
     while let Some(request) = queue.recv().await {
+        let feathers = request.event.as_deref().is_ok_and(feathers::serves);
         let outcome = async {
             let event = request
                 .event
                 .map_err(|err| Error::invalid(format!("Bad event: {err}")))?;
-            if !verbs::serves(&event) {
+            if !verbs::serves(&event) && !feathers {
                 return Err(Failure::unknown_event(&event));
             }
             face.state.admit(&subject)?;
             let args = request
                 .args
                 .map_err(|err| Error::invalid(format!("{event}: bad arguments: {err}")))?;
-            Ok(verbs::handle(&items, &event, args).await?)
+            if feathers {
+                feathers::handle(&items, &event, args).await
+            } else {
+                Ok(verbs::handle(&items, &event, args).await?)
+            }
         };
-        acknowledge(request.ack, outcome.await);
+        let outcome = outcome.await;
+        if feathers {
+            acknowledge_feathers(request.ack, outcome);
+        } else {
+            acknowledge(request.ack, outcome);
+        }
+    }
+}
+
+/// Acks a Feathers call: `(null, result)`, or `(error)`.
+fn acknowledge_feathers(ack: AckSender<LocalAdapter>, outcome: Result<Value, Failure>) {
+    let sent = match outcome {
+        Ok(value) => ack.send(&(Value::Null, value)),
+        Err(failure) => ack.send(&failure.to_json()),
+    };
+    if let Err(err) = sent {
+        tracing::debug!(error = %err, "socket.io ack not sent");
     }
 }
 

@@ -518,4 +518,69 @@ describe('socket.io verb face', () => {
     assert.equal(listed.total, 1);
     limited.close();
   });
+  test('resuming with since: missed events come once and in order, across a reconnect and a restart', async () => {
+    let last = 0;
+    const resuming = io(server.baseUrl, {
+      transports: ['websocket'],
+      reconnectionDelay: 50,
+      reconnectionDelayMax: 200,
+      // Re-read on every reconnect, so it carries the last revision seen.
+      auth: (cb) => cb({ apiKey: API_KEY, collections: ['resumed'], events: 'verbs', since: last || undefined }),
+    });
+    const revisions = [];
+    const arrived = [];
+    resuming.on('ADDED', (collection, item, meta) => {
+      revisions.push(meta.revision);
+      last = meta.revision;
+      for (const check of [...arrived]) check();
+    });
+    const until = (count) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${revisions.length} of ${count}`)), 15_000);
+        const check = () => {
+          if (revisions.length >= count) {
+            clearTimeout(timer);
+            arrived.splice(arrived.indexOf(check), 1);
+            resolve();
+          }
+        };
+        arrived.push(check);
+        check();
+      });
+    await new Promise((resolve) => resuming.once('connect', resolve));
+    const writeMany = async (count) => {
+      for (let i = 0; i < count; i++) await success(socket, 'POST', 'resumed', { i });
+    };
+    await writeMany(5);
+    await until(5);
+    // Cut the connection; write while it is away; it reconnects with since.
+    const gone = new Promise((resolve) => resuming.once('disconnect', resolve));
+    resuming.io.engine.close();
+    await gone;
+    await writeMany(40);
+    await until(45);
+    // The same across a restart of the server.
+    const down = new Promise((resolve) => resuming.once('disconnect', resolve));
+    await server.stop();
+    await down;
+    await server.restart();
+    socket.close();
+    socket = await open(server.baseUrl, { auth: { apiKey: API_KEY } });
+    await writeMany(10);
+    await until(55);
+    assert.equal(revisions.length, 55, 'nothing twice');
+    assert.ok(revisions.every((revision, i) => i === 0 || revision > revisions[i - 1]), 'in order');
+    resuming.close();
+
+    // A revision this store never reached: RESYNC with the current revision.
+    const stale = io(server.baseUrl, {
+      transports: ['websocket'],
+      reconnection: false,
+      auth: { apiKey: API_KEY, since: 10_000_000 },
+    });
+    const resync = await new Promise((resolve) => stale.once('RESYNC', (error, info) => resolve([error, info])));
+    assert.equal(resync[0], null);
+    assert.ok(resync[1].revision >= last);
+    stale.close();
+  });
 });

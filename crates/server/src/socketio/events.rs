@@ -19,7 +19,7 @@ use ripplekv_collections::{item_from_stored, Collection, ItemId, REVISION_FIELD}
 use ripplekv_core::{Change, ChangeOp, Previous};
 use serde_json::{json, Value};
 use socketioxide::extract::SocketRef;
-use socketioxide::SocketError;
+use socketioxide::{SendError, SocketError};
 
 use crate::hub::{Event, Target};
 
@@ -87,11 +87,61 @@ pub(super) enum Styles {
 /// How often a slow socket's disconnect is tried again while its buffer is full.
 const DISCONNECT_RETRY: Duration = Duration::from_millis(50);
 
+/// Emits a change's events on one socket, in the styles it asked for.
+#[derive(Debug, Clone)]
+pub(super) struct Emitter {
+    pub(super) socket: SocketRef,
+    pub(super) styles: Styles,
+}
+
+impl Emitter {
+    /// The emits of one change's events, in order, as the styles ask.
+    fn parts<'a>(
+        &'a self,
+        events: &'a CollectionEvent,
+    ) -> Vec<Box<dyn Fn() -> Result<(), SendError> + Send + Sync + 'a>> {
+        let verb = move || {
+            let args = (&events.collection, &events.item, &events.meta);
+            self.socket.emit(events.verb, &args)
+        };
+        let feathers = move || self.socket.emit(&events.feathers, &events.item);
+        match self.styles {
+            Styles::Both => vec![Box::new(verb), Box::new(feathers)],
+            Styles::Verbs => vec![Box::new(verb)],
+            Styles::Feathers => vec![Box::new(feathers)],
+        }
+    }
+
+    /// Emits without waiting; fails when the socket's send buffer is full.
+    fn try_emit(&self, events: &CollectionEvent) -> Result<(), SendError> {
+        self.parts(events).iter().try_for_each(|part| part())
+    }
+
+    /// Emits, waiting while the send buffer is full (replays, which run in a task of
+    /// their own); false once the socket is gone.
+    pub(super) async fn emit(&self, events: &CollectionEvent) -> bool {
+        for part in self.parts(events) {
+            loop {
+                match part() {
+                    Ok(()) => break,
+                    Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                        tokio::time::sleep(REPLAY_BACKOFF).await;
+                    }
+                    Err(_) => return false,
+                }
+            }
+        }
+        true
+    }
+}
+
+/// How long a replay waits for room in a full send buffer before trying again.
+const REPLAY_BACKOFF: Duration = Duration::from_millis(2);
+
 /// A socket as a hub target.
 #[derive(Debug)]
 pub(super) struct SocketTarget {
-    socket: SocketRef,
-    styles: Styles,
+    emitter: Emitter,
     /// An event could not be sent: none may follow it.
     lost: AtomicBool,
     /// The disconnect is under way.
@@ -102,10 +152,9 @@ pub(super) struct SocketTarget {
 }
 
 impl SocketTarget {
-    pub(super) fn new(socket: SocketRef, styles: Styles) -> Self {
+    pub(super) fn new(emitter: Emitter) -> Self {
         SocketTarget {
-            socket,
-            styles,
+            emitter,
             lost: AtomicBool::new(false),
             disconnecting: AtomicBool::new(false),
             runtime: tokio::runtime::Handle::current(),
@@ -121,16 +170,7 @@ impl Target for SocketTarget {
         let Some(events) = event.collection_event() else {
             return true;
         };
-        let verb = || {
-            let args = (&events.collection, &events.item, &events.meta);
-            self.socket.emit(events.verb, &args)
-        };
-        let feathers = || self.socket.emit(&events.feathers, &events.item);
-        let sent = match self.styles {
-            Styles::Both => verb().and_then(|()| feathers()),
-            Styles::Verbs => verb(),
-            Styles::Feathers => feathers(),
-        };
+        let sent = self.emitter.try_emit(events);
         if sent.is_err() {
             self.lost.store(true, Ordering::Release);
         }
@@ -142,8 +182,8 @@ impl Target for SocketTarget {
         if self.disconnecting.swap(true, Ordering::AcqRel) {
             return;
         }
-        tracing::warn!(socket = %self.socket.id, "socket.io socket too slow for its events; disconnecting");
-        let socket = self.socket.clone();
+        let socket = self.emitter.socket.clone();
+        tracing::warn!(socket = %socket.id, "socket.io socket too slow for its events; disconnecting");
         self.runtime.spawn(async move {
             while let Err(SocketError::InternalChannelFull) = socket.clone().disconnect() {
                 tokio::time::sleep(DISCONNECT_RETRY).await;

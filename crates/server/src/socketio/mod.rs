@@ -13,7 +13,7 @@
 //! notifications; `auth.collections` narrows them to some collections and
 //! `auth.events` (`"verbs"` or `"feathers"`) to one style.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ripplekv_collections::{Collection, IdGenerator};
 use ripplekv_core::{now_ms, Error, Pattern};
@@ -22,7 +22,7 @@ use socketioxide::extract::{SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::SocketIo;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::{self, Principal};
 use crate::hub::Subscriber;
@@ -33,10 +33,12 @@ mod events;
 mod feathers;
 mod items;
 mod requests;
+mod resume;
 mod verbs;
 
 pub(crate) use events::CollectionEvent;
-use events::{SocketTarget, Styles};
+use events::{Emitter, SocketTarget, Styles};
+use resume::Resume;
 
 use requests::{Enqueued, Queue, QUEUE_CAPACITY};
 
@@ -71,7 +73,7 @@ pub(crate) fn layer(state: &AppState) -> SocketIoLayer {
         let face = Arc::clone(&face);
         async move { admit(face, &socket, auth.ok()) }
     };
-    io.ns("/", (async |_: SocketRef| {}).with(admit));
+    io.ns("/", on_connect.with(admit));
     let shutdown = state.shutdown().clone();
     tokio::spawn(async move {
         shutdown.cancelled().await;
@@ -89,20 +91,67 @@ fn admit(face: Arc<Face>, socket: &SocketRef, auth: Option<Value>) -> Result<(),
     let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
     socket.extensions.insert(Queue(sender));
     socket.on_fallback(async |_: Enqueued| {});
-    let target = SocketTarget::new(socket.clone(), interest.styles);
+    let emitter = Emitter {
+        socket: socket.clone(),
+        styles: interest.styles,
+    };
+    let access = principal.access();
     // During a replay, at most a send buffer's worth of live events is held back.
-    let subscriber = Arc::new(Subscriber::new(target, principal.access(), SEND_BUFFER));
-    let hub = Arc::clone(face.state.hub());
-    for pattern in interest.patterns {
-        hub.subscribe(&subscriber, pattern, true);
+    let subscriber = Arc::new(Subscriber::new(
+        SocketTarget::new(emitter.clone()),
+        access.clone(),
+        SEND_BUFFER,
+    ));
+    if interest.since.is_some() {
+        // Held from before the patterns enter the hub, so nothing slips between.
+        subscriber.begin_replay();
     }
+    let hub = Arc::clone(face.state.hub());
+    for pattern in &interest.patterns {
+        hub.subscribe(&subscriber, pattern.clone(), true);
+    }
+    let resume = interest.since.map(|since| Resume {
+        since,
+        subscriber: Arc::clone(&subscriber),
+        patterns: interest.patterns,
+        access,
+        emitter,
+    });
+    // The socket is connected once every middleware passed: its handler says so to
+    // the serving task, which replays (nothing can be emitted before) and then serves.
+    let (connected, on_connected) = oneshot::channel();
+    socket
+        .extensions
+        .insert(Connected(Arc::new(Mutex::new(Some(connected)))));
     socket.on_disconnect(async move |socket: SocketRef| {
         hub.remove_subscriber(subscriber.id());
         // Ends the serving task once the requests already queued are answered.
         socket.extensions.remove::<Queue>();
     });
-    tokio::spawn(requests::serve(face, principal, receiver));
+    tokio::spawn(async move {
+        if on_connected.await.is_err() {
+            return;
+        }
+        if let Some(resume) = resume {
+            resume::replay(&face, resume).await;
+        }
+        requests::serve(face, principal, receiver).await;
+    });
     Ok(())
+}
+
+/// Tells the serving task that its socket is connected.
+#[derive(Clone)]
+struct Connected(Arc<Mutex<Option<oneshot::Sender<()>>>>);
+
+/// The namespace's connect handler: runs once the socket is connected.
+async fn on_connect(socket: SocketRef) {
+    if let Some(Connected(signal)) = socket.extensions.remove::<Connected>() {
+        let sender = signal.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(sender) = sender {
+            let _ = sender.send(());
+        }
+    }
 }
 
 /// Which events a socket asked for in its handshake.
@@ -110,6 +159,8 @@ struct Interest {
     /// Key patterns: every item (`*/*`), or `<collection>/*` per collection named.
     patterns: Vec<Pattern>,
     styles: Styles,
+    /// Replay the changes after this revision first (`auth.since`).
+    since: Option<u64>,
 }
 
 impl Interest {
@@ -144,7 +195,19 @@ impl Interest {
             .iter()
             .map(|source| Pattern::compile(source))
             .collect::<Result<_, _>>()?;
-        Ok(Interest { patterns, styles })
+        let since = match given("since") {
+            None | Some(Value::Null) => None,
+            Some(since) => Some(
+                since
+                    .as_u64()
+                    .ok_or_else(|| Error::invalid("auth.since must be a revision"))?,
+            ),
+        };
+        Ok(Interest {
+            patterns,
+            styles,
+            since,
+        })
     }
 }
 

@@ -93,6 +93,8 @@ print("\nWhere a target is missed the table says so; the measurement is not bent
 print("\nAbsolute figures move with the machine (the echo floor above shows how fast its")
 print("WebSocket path is in this run). To tell whether a change moved a figure, compare two")
 print("builds side by side in one run with `bash bench/ab.sh OLD_BINARY NEW_BINARY`.")
+print("\nFigures for the socket.io face next to the HPKV face are in")
+print("[benchmarks-socketio.md](benchmarks-socketio.md), from `bash bench/socketio.sh`.")
 print("\nFigures for several nodes on PostgreSQL (durable writes through 3 nodes, cross-node")
 print("notification latency with LISTEN/NOTIFY and with a Redis bus) are in")
 print("[benchmarks-cluster.md](benchmarks-cluster.md), from `bash bench/cluster.sh`.")

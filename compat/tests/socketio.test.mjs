@@ -583,4 +583,26 @@ describe('socket.io verb face', () => {
     assert.ok(resync[1].revision >= last);
     stale.close();
   });
+  test('SUBSCRIBE and UNSUBSCRIBE narrow the events of a socket in-band', async () => {
+    const narrowing = await open(server.baseUrl, { auth: { apiKey: API_KEY, events: 'verbs' } });
+    const events = recorder(narrowing);
+    let ack = await success(narrowing, 'UNSUBSCRIBE', '*');
+    assert.deepEqual(ack.collections, []);
+    ack = await success(narrowing, 'SUBSCRIBE', 'wanted');
+    assert.deepEqual(ack.collections, ['wanted']);
+    assert.equal(typeof ack.revision, 'number');
+    await success(socket, 'POST', 'unwanted', { id: 'u' });
+    const wanted = await success(socket, 'POST', 'wanted', { id: 'w' });
+    const [first] = await events.until(1);
+    assert.deepEqual([first.name, first.args[0], first.args[2].revision], ['ADDED', 'wanted', wanted._rev]);
+    // The Feathers spelling acks (null, result).
+    const [error, result] = await new Promise((resolve) =>
+      narrowing.timeout(TIMEOUT_MS).emit('subscribe', 'other', (timeout, err, value) => resolve([err, value])),
+    );
+    assert.equal(error, null);
+    assert.deepEqual(result.collections, ['wanted', 'other']);
+    assertError(await failure(narrowing, 'SUBSCRIBE', 'bad/name'), 'BadRequest', 400);
+    assertError(await failure(narrowing, 'SUBSCRIBE'), 'BadRequest', 400);
+    narrowing.close();
+  });
 });

@@ -28,13 +28,22 @@ pub(crate) struct IdleArgs {
     /// Connections to open.
     #[arg(short = 'n', long, default_value_t = 10_000)]
     pub connections: usize,
-    /// How long to hold them once all are open.
+    /// How long to hold them once all are open (with --socketio, keep it under the
+    /// server's 25 s ping interval: held connections do not answer pings).
     #[arg(long, default_value = "5", value_parser = parse_seconds)]
     pub hold: Duration,
+    /// Hold socket.io connections (handshake and namespace connect) instead of `/ws`.
+    #[arg(long)]
+    pub socketio: bool,
 }
 
 pub(super) async fn run(target: &Target, args: &IdleArgs) -> Result<Report> {
-    let url = target.socket_url();
+    let url = if args.socketio {
+        super::socketio::endpoint(target.url.split(',').next().unwrap_or_default())
+    } else {
+        target.socket_url()
+    };
+    let (socketio, api_key) = (args.socketio, target.api_key());
     let server: SocketAddr = tokio::net::lookup_host(
         target
             .url
@@ -50,12 +59,16 @@ pub(super) async fn run(target: &Target, args: &IdleArgs) -> Result<Report> {
     let opened = futures_util::stream::iter(0..args.connections)
         .map(|n| {
             let url = url.clone();
+            let api_key = api_key.clone();
             let open = async move {
                 let source = Ipv4Addr::new(127, 0, 0, 1 + (n / PER_SOURCE) as u8);
                 let socket = TcpSocket::new_v4()?;
                 socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
                 let tcp = socket.connect(server).await?;
-                let (ws, _) = tokio_tungstenite::client_async(url, tcp).await?;
+                let (mut ws, _) = tokio_tungstenite::client_async(url, tcp).await?;
+                if socketio {
+                    super::socketio::handshake(&mut ws, &api_key).await?;
+                }
                 anyhow::Ok(ws)
             };
             // A server out of file descriptors leaves handshakes hanging: give up on them.

@@ -10,6 +10,8 @@
 //!   ephemeral port range) and holds them, so the server's memory per connection can be
 //!   read from outside.
 //! - `soak`: minutes of mixed load while sampling the server's memory and descriptors.
+//! - `socketio`: acknowledged verb-face GETs over socket.io (`idle --socketio` holds
+//!   socket.io connections).
 //!
 //! It speaks raw WebSocket frames rather than going through the client library, so
 //! what is measured is the server. `--json` prints one JSON object.
@@ -19,6 +21,7 @@ mod idle;
 mod report;
 mod rpc;
 mod soak;
+mod socketio;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -121,6 +124,8 @@ pub(crate) enum Mode {
     /// Long mixed load (RPC, subscriptions, reconnect churn) while the server's memory
     /// and descriptors are sampled; fails if either grows past a bound after warm-up.
     Soak(soak::SoakArgs),
+    /// Acknowledged GETs of collection items over socket.io, from many connections.
+    Socketio(socketio::SocketIoArgs),
 }
 
 /// `ripplekv bench`.
@@ -162,6 +167,7 @@ pub(crate) fn main(args: BenchArgs) -> ExitCode {
             Mode::Fanout(fanout) => fanout::run(&target, &fanout).await,
             Mode::Idle(idle) => idle::run(&target, &idle).await,
             Mode::Soak(soak) => soak::run(&target, &soak).await,
+            Mode::Socketio(socketio) => socketio::run(&target, &socketio).await,
         }
     });
     match outcome {

@@ -8,8 +8,11 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
 use serde_json::json;
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::report::{histogram, Report};
@@ -64,10 +67,7 @@ pub(super) async fn run(target: &Target, args: &RpcArgs, mode: &str) -> Result<R
         let args = args.clone();
         tasks.push(tokio::spawn(async move {
             let mut random = Random(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1));
-            let mut latency = histogram();
-            let mut sent: VecDeque<Instant> = VecDeque::with_capacity(args.pipeline);
-            let mut completed = 0u64;
-            let mut request = move || {
+            let request = move || {
                 let k = key(random.next() % args.keyspace as u64);
                 if random.unit() < args.get_ratio {
                     json!({"op": 1, "key": k}).to_string()
@@ -75,35 +75,12 @@ pub(super) async fn run(target: &Target, args: &RpcArgs, mode: &str) -> Result<R
                     json!({"op": 2, "key": k, "value": value}).to_string()
                 }
             };
-            for _ in 0..args.pipeline {
-                sent.push_back(Instant::now());
-                socket.send(Message::text(request())).await?;
-            }
-            while let Some(started) = sent.pop_front() {
-                match socket.next().await {
-                    Some(Ok(Message::Text(reply))) => {
-                        if !reply.as_str().contains("\"code\":200")
-                            && !reply.as_str().contains("\"op\"")
-                        {
-                            bail!("request failed: {}", reply.as_str());
-                        }
-                    }
-                    Some(Ok(_)) => {
-                        sent.push_front(started);
-                        continue;
-                    }
-                    Some(Err(err)) => return Err(err.into()),
-                    None => bail!("the server closed the connection"),
-                }
-                let _ = latency.record(started.elapsed().as_micros().max(1) as u64);
-                completed += 1;
-                if Instant::now() < deadline {
-                    sent.push_back(Instant::now());
-                    socket.send(Message::text(request())).await?;
-                }
-            }
+            let outcome = closed_loop(&mut socket, args.pipeline, deadline, request, |socket| {
+                Box::pin(reply(socket))
+            })
+            .await;
             let _ = socket.close(None).await;
-            anyhow::Ok((completed, latency))
+            outcome
         }));
     }
     let ticker = tokio::spawn({
@@ -115,13 +92,7 @@ pub(super) async fn run(target: &Target, args: &RpcArgs, mode: &str) -> Result<R
             }
         }
     });
-    let mut operations = 0;
-    let mut latency = histogram();
-    for task in tasks {
-        let (completed, histogram) = task.await??;
-        operations += completed;
-        latency.add(histogram)?;
-    }
+    let (operations, latency) = gather(tasks).await?;
     let seconds = started.elapsed().as_secs_f64();
     ticker.abort();
     bar.finish_and_clear();
@@ -138,6 +109,67 @@ pub(super) async fn run(target: &Target, args: &RpcArgs, mode: &str) -> Result<R
             "get_ratio": args.get_ratio,
         }),
     })
+}
+
+/// Reads one HPKV reply (skipping other frames); fails on an error reply.
+async fn reply(socket: &mut Socket) -> Result<()> {
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(reply))) => {
+                if !reply.as_str().contains("\"code\":200") && !reply.as_str().contains("\"op\"") {
+                    bail!("request failed: {}", reply.as_str());
+                }
+                return Ok(());
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(err)) => return Err(err.into()),
+            None => bail!("the server closed the connection"),
+        }
+    }
+}
+
+/// Keeps `pipeline` requests in flight on one connection until `deadline`: each is
+/// timed from its send to its answer, which `answered` reads (answers come in request
+/// order). The requests answered, and their latencies.
+pub(super) async fn closed_loop(
+    socket: &mut Socket,
+    pipeline: usize,
+    deadline: Instant,
+    mut request: impl FnMut() -> String,
+    answered: impl for<'a> Fn(&'a mut Socket) -> BoxFuture<'a, Result<()>>,
+) -> Result<Measured> {
+    let mut latency = histogram();
+    let mut sent: VecDeque<Instant> = VecDeque::with_capacity(pipeline);
+    let mut completed = 0u64;
+    for _ in 0..pipeline {
+        sent.push_back(Instant::now());
+        socket.send(Message::text(request())).await?;
+    }
+    while let Some(started) = sent.pop_front() {
+        answered(socket).await?;
+        let _ = latency.record(started.elapsed().as_micros().max(1) as u64);
+        completed += 1;
+        if Instant::now() < deadline {
+            sent.push_back(Instant::now());
+            socket.send(Message::text(request())).await?;
+        }
+    }
+    Ok((completed, latency))
+}
+
+/// What one connection measured: requests answered, and their latencies.
+pub(super) type Measured = (u64, Histogram<u64>);
+
+/// The connections' counts and latencies, together.
+pub(super) async fn gather(tasks: Vec<JoinHandle<Result<Measured>>>) -> Result<Measured> {
+    let mut operations = 0;
+    let mut latency = histogram();
+    for task in tasks {
+        let (completed, histogram) = task.await??;
+        operations += completed;
+        latency.add(histogram)?;
+    }
+    Ok((operations, latency))
 }
 
 /// Writes every key of the key space once, so GETs find values.

@@ -34,6 +34,7 @@ mod feathers;
 mod items;
 mod requests;
 mod resume;
+mod subscriptions;
 mod verbs;
 
 pub(crate) use events::CollectionEvent;
@@ -110,6 +111,11 @@ fn admit(face: Arc<Face>, socket: &SocketRef, auth: Option<Value>) -> Result<(),
     for pattern in &interest.patterns {
         hub.subscribe(&subscriber, pattern.clone(), true);
     }
+    let subscriptions = subscriptions::Subscriptions {
+        hub: Arc::clone(&hub),
+        subscriber: Arc::clone(&subscriber),
+        sources: interest.sources,
+    };
     let resume = interest.since.map(|since| Resume {
         since,
         subscriber: Arc::clone(&subscriber),
@@ -135,7 +141,7 @@ fn admit(face: Arc<Face>, socket: &SocketRef, auth: Option<Value>) -> Result<(),
         if let Some(resume) = resume {
             resume::replay(&face, resume).await;
         }
-        requests::serve(face, principal, receiver).await;
+        requests::serve(face, principal, subscriptions, receiver).await;
     });
     Ok(())
 }
@@ -158,6 +164,8 @@ async fn on_connect(socket: SocketRef) {
 struct Interest {
     /// Key patterns: every item (`*/*`), or `<collection>/*` per collection named.
     patterns: Vec<Pattern>,
+    /// Their sources.
+    sources: Vec<String>,
     styles: Styles,
     /// Replay the changes after this revision first (`auth.since`).
     since: Option<u64>,
@@ -205,6 +213,7 @@ impl Interest {
         };
         Ok(Interest {
             patterns,
+            sources,
             styles,
             since,
         })

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use super::errors::Failure;
 use super::items::Items;
+use super::subscriptions::{self, Subscriptions};
 use super::{feathers, verbs, Face};
 use crate::auth::Principal;
 
@@ -104,6 +105,7 @@ impl FromMessageParts<LocalAdapter> for Enqueued {
 pub(super) async fn serve(
     face: Arc<Face>,
     principal: Principal,
+    mut subscriptions: Subscriptions,
     mut queue: mpsc::Receiver<Request>,
 ) {
     let access = principal.access();
@@ -114,19 +116,24 @@ pub(super) async fn serve(
         ids: &face.ids,
     };
     while let Some(request) = queue.recv().await {
-        let feathers = request.event.as_deref().is_ok_and(feathers::serves);
+        let feathers = request.event.as_deref().is_ok_and(|event| {
+            feathers::serves(event) || event == "subscribe" || event == "unsubscribe"
+        });
         let outcome = async {
             let event = request
                 .event
                 .map_err(|err| Error::invalid(format!("Bad event: {err}")))?;
-            if !verbs::serves(&event) && !feathers {
+            let subscribing = subscriptions::serves(&event);
+            if !verbs::serves(&event) && !feathers && !subscribing {
                 return Err(Failure::unknown_event(&event));
             }
             face.state.admit(&subject)?;
             let args = request
                 .args
                 .map_err(|err| Error::invalid(format!("{event}: bad arguments: {err}")))?;
-            if feathers {
+            if subscribing {
+                Ok(subscriptions.handle(&face.state, &event, args)?)
+            } else if feathers {
                 feathers::handle(&items, &event, args).await
             } else {
                 Ok(verbs::handle(&items, &event, args).await?)

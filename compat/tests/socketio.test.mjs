@@ -605,4 +605,25 @@ describe('socket.io verb face', () => {
     assertError(await failure(narrowing, 'SUBSCRIBE'), 'BadRequest', 400);
     narrowing.close();
   });
+  test('resuming from a revision older than the retained log gets RESYNC', async () => {
+    const small = await startServer(['--changelog-max-entries', '5']);
+    try {
+      const writer = await open(small.baseUrl, { auth: { apiKey: API_KEY } });
+      const first = await success(writer, 'POST', 'short', { i: 0 });
+      let last;
+      for (let i = 1; i < 20; i++) last = await success(writer, 'POST', 'short', { i });
+      const late = io(small.baseUrl, {
+        transports: ['websocket'],
+        reconnection: false,
+        auth: { apiKey: API_KEY, since: first._rev },
+      });
+      const [error, info] = await new Promise((resolve) => late.once('RESYNC', (e, i) => resolve([e, i])));
+      assert.equal(error, null);
+      assert.ok(info.revision >= last._rev);
+      late.close();
+      writer.close();
+    } finally {
+      await small.dispose();
+    }
+  });
 });

@@ -189,6 +189,12 @@ describe('socket.io verb face', () => {
     assertError(await failure(socket, 'PUT', 'docs', { id: 'missing', c: 1 }), 'NotFound', 404);
     const upserted = await success(socket, 'PUT', 'docs', { id: 'missing', c: 1 }, { upsert: true });
     assert.equal(upserted.c, 1);
+    // upsert with ifRevision 0: only while the item does not exist.
+    const fresh = await success(socket, 'PUT', 'docs', { id: 'fresh', c: 1 }, { upsert: true, ifRevision: 0 });
+    assert.equal(fresh.c, 1);
+    const taken = await failure(socket, 'PUT', 'docs', { id: 'fresh', c: 2 }, { upsert: true, ifRevision: 0 });
+    assertError(taken, 'Conflict', 409);
+    assert.equal(taken.data.revision, fresh._rev);
     const stale = await failure(socket, 'PUT', 'docs', { id: 'd', c: 4 }, { ifRevision: created._rev });
     assertError(stale, 'Conflict', 409);
     assert.equal(stale.data.revision, replaced._rev);

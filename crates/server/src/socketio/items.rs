@@ -155,8 +155,9 @@ impl Items<'_> {
         let stored = stored_document(document, &id)?;
         let key = collection.key(&id);
         let value = text(&stored)?;
-        let revision = if upsert && if_revision.is_none() {
-            self.write(&key, Edit::Set(value), None).await?
+        let revision = if upsert && matches!(if_revision, None | Some(0)) {
+            // Unconditional, or on condition that the item does not exist yet.
+            self.write(&key, Edit::Set(value), if_revision).await?
         } else {
             let edit = |_: &Item| Ok(Edit::Set(value.clone()));
             self.on_current(collection, &id, if_revision, edit).await?.1

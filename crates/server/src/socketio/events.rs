@@ -95,34 +95,39 @@ pub(super) struct Emitter {
 }
 
 impl Emitter {
-    /// The emits of one change's events, in order, as the styles ask.
-    fn parts<'a>(
-        &'a self,
-        events: &'a CollectionEvent,
-    ) -> Vec<Box<dyn Fn() -> Result<(), SendError> + Send + Sync + 'a>> {
-        let verb = move || {
-            let args = (&events.collection, &events.item, &events.meta);
-            self.socket.emit(events.verb, &args)
-        };
-        let feathers = move || self.socket.emit(&events.feathers, &events.item);
+    /// The styles' events of one change, in order: no allocation, as this runs for
+    /// every socket a change reaches.
+    fn parts(&self) -> &'static [Style] {
         match self.styles {
-            Styles::Both => vec![Box::new(verb), Box::new(feathers)],
-            Styles::Verbs => vec![Box::new(verb)],
-            Styles::Feathers => vec![Box::new(feathers)],
+            Styles::Both => &[Style::Verb, Style::Feathers],
+            Styles::Verbs => &[Style::Verb],
+            Styles::Feathers => &[Style::Feathers],
+        }
+    }
+
+    fn emit_part(&self, part: Style, events: &CollectionEvent) -> Result<(), SendError> {
+        match part {
+            Style::Verb => {
+                let args = (&events.collection, &events.item, &events.meta);
+                self.socket.emit(events.verb, &args)
+            }
+            Style::Feathers => self.socket.emit(&events.feathers, &events.item),
         }
     }
 
     /// Emits without waiting; fails when the socket's send buffer is full.
     fn try_emit(&self, events: &CollectionEvent) -> Result<(), SendError> {
-        self.parts(events).iter().try_for_each(|part| part())
+        self.parts()
+            .iter()
+            .try_for_each(|part| self.emit_part(*part, events))
     }
 
     /// Emits, waiting while the send buffer is full (replays, which run in a task of
     /// their own); false once the socket is gone.
     pub(super) async fn emit(&self, events: &CollectionEvent) -> bool {
-        for part in self.parts(events) {
+        for part in self.parts() {
             loop {
-                match part() {
+                match self.emit_part(*part, events) {
                     Ok(()) => break,
                     Err(SendError::Socket(SocketError::InternalChannelFull)) => {
                         tokio::time::sleep(REPLAY_BACKOFF).await;
@@ -133,6 +138,13 @@ impl Emitter {
         }
         true
     }
+}
+
+/// One of the two events a change raises.
+#[derive(Debug, Clone, Copy)]
+enum Style {
+    Verb,
+    Feathers,
 }
 
 /// How long a replay waits for room in a full send buffer before trying again.

@@ -116,9 +116,11 @@ pub(super) async fn serve(
         ids: &face.ids,
     };
     while let Some(request) = queue.recv().await {
-        let feathers = request.event.as_deref().is_ok_and(|event| {
-            feathers::serves(event) || event == "subscribe" || event == "unsubscribe"
-        });
+        // Feathers' methods, and the lower-case (un)subscribe, ack the Feathers way.
+        let feathers = request
+            .event
+            .as_deref()
+            .is_ok_and(|event| feathers::serves(event) || subscriptions::feathers_style(event));
         let outcome = async {
             let event = request
                 .event

@@ -21,6 +21,11 @@ pub(super) fn serves(event: &str) -> bool {
     )
 }
 
+/// Whether `event` is the Feathers spelling, acked `(null, result)` / `(error)`.
+pub(super) fn feathers_style(event: &str) -> bool {
+    matches!(event, "subscribe" | "unsubscribe")
+}
+
 /// A socket's subscriptions: its hub subscriber and the patterns it holds.
 #[derive(Debug)]
 pub(super) struct Subscriptions {

@@ -19,4 +19,6 @@ mod stats;
 
 pub use memory::MemoryStore;
 pub use postgres::{PostgresOptions, PostgresStore};
-pub use redb_store::{restore, Durability, RedbStore, WriterStats, DB_FILE, RESTORE_REVISION_GAP};
+pub use redb_store::{
+    restore, Durability, RedbStore, WriterStats, DB_FILE, RESTORE_REVISION_GAP, WAL_FILE,
+};

@@ -11,6 +11,11 @@
 //! the writer. A read of one key is a few microseconds of B-tree walking in redb's page
 //! cache, cheaper than a hop to a blocking pool, so it runs inline.
 //!
+//! In sync mode a batch is made durable by appending its changes to a write-ahead log
+//! and fsyncing that (one small sequential write), and redb commits it without an
+//! fsync; a periodic durable redb commit (a checkpoint) empties the log, and an open
+//! applies whatever the log holds above the database's durable revision (`wal`).
+//!
 //! On disk: table `kv` maps each key to its encoded [`Record`]; table `changes` is the
 //! change log (revision → encoded [`Change`]) that `since` replays read, trimmed in the
 //! same transactions by count and age; table `meta` holds the store-wide revision (so
@@ -19,11 +24,13 @@
 //!
 //! Parts: `codec` (how records and change-log entries are laid out in bytes),
 //! `writer` (the writer thread: group commit, expiry, change-log trimming, fsync),
+//! `wal` (the sync mode's write-ahead log),
 //! `restore` (filling a new store from a snapshot); this file opens the store and
 //! serves reads.
 
 mod codec;
 mod restore;
+mod wal;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +51,8 @@ use crate::jobs;
 pub use crate::stats::WriterStats;
 use codec::{decode, decode_change};
 pub use restore::{restore, RESTORE_REVISION_GAP};
+use wal::Wal;
+pub use wal::WAL_FILE;
 use writer::Writer;
 
 pub(super) const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
@@ -119,6 +128,20 @@ impl RedbStore {
         let db = Database::create(&path)
             .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
         let revision = init_tables(&db)?;
+        // Changes a sync-mode run had made durable in its log, but not yet in the
+        // database, when it stopped (whatever mode this run is in).
+        let revision = writer::apply_logged(&db, revision, wal::replay(dir, revision)?)?;
+        let wal = match durability {
+            Durability::Sync => {
+                let mut wal = Wal::open(dir)?;
+                wal.reset()?; // what it held is in the database now
+                Some(wal)
+            }
+            Durability::Relaxed => {
+                let _ = std::fs::remove_file(dir.join(WAL_FILE));
+                None
+            }
+        };
         let shared = Arc::new(Shared {
             db,
             revision: AtomicU64::new(revision),
@@ -129,7 +152,9 @@ impl RedbStore {
         let writer_shared = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("ripplekv-writer".into())
-            .spawn(move || Writer::new(writer_shared, durability, limits, retention).run(&queue))
+            .spawn(move || {
+                Writer::new(writer_shared, durability, limits, retention, wal).run(&queue)
+            })
             .map_err(Error::internal)?;
         Ok(RedbStore {
             shared,

@@ -1,6 +1,8 @@
 //! The writer thread: takes every queued write, applies the batch in one transaction,
-//! commits (fsyncing in sync mode), publishes the changes and answers the writers;
-//! sweeps expired keys; trims the change log; fsyncs relaxed-mode commits in time.
+//! commits (in sync mode after its changes are fsynced in the write-ahead log),
+//! publishes the changes and answers the writers; sweeps expired keys; trims the
+//! change log; makes relaxed-mode commits durable in time, and sync-mode ones in
+//! checkpoints that empty the log.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use ripplekv_core::{now_ms, plan, Change, Error, Limits, Mutation, Record, Reten
 use tokio::sync::oneshot;
 
 use super::codec::{decode, decode_change, encode, encode_change};
+use super::wal::Wal;
 use super::{
     Durability, Job, Shared, CHANGES, EXPIRY, KV, LOG_FLOOR, MAX_BATCH, META,
     RELAXED_SYNC_INTERVAL, RESERVED, REVISION,
@@ -68,6 +71,49 @@ impl Tables<'_> {
     }
 }
 
+/// Applies changes replayed from the write-ahead log (consecutive, above `revision`,
+/// the database's durable revision) and commits them durably; returns the revision
+/// reached.
+pub(super) fn apply_logged(
+    db: &redb::Database,
+    revision: Revision,
+    changes: Vec<Change>,
+) -> Result<Revision, Error> {
+    let Some(last) = changes.last().map(|change| change.revision) else {
+        return Ok(revision);
+    };
+    let txn = db.begin_write().map_err(Error::internal)?;
+    {
+        let mut tables = Tables {
+            kv: txn.open_table(KV).map_err(Error::internal)?,
+            expiry: txn.open_table(EXPIRY).map_err(Error::internal)?,
+            committed: Vec::new(),
+        };
+        let mut log = txn.open_table(CHANGES).map_err(Error::internal)?;
+        for change in &changes {
+            let old = tables.get(&change.key)?;
+            let new = change.stored.as_ref().map(|value| Record {
+                value: value.clone(),
+                revision: change.revision,
+                expires_at_ms: change.expires_at_ms,
+            });
+            tables.put(&change.key, old.as_ref(), new.as_ref())?;
+            log.insert(change.revision, encode_change(change).as_slice())
+                .map_err(Error::internal)?;
+        }
+        let mut meta = txn.open_table(META).map_err(Error::internal)?;
+        meta.insert(REVISION, last).map_err(Error::internal)?;
+    }
+    txn.commit().map_err(Error::internal)?;
+    tracing::info!(
+        changes = changes.len(),
+        from = revision + 1,
+        to = last,
+        "applied the write-ahead log of a run that did not checkpoint it"
+    );
+    Ok(last)
+}
+
 /// The state of the writer thread.
 pub(super) struct Writer {
     shared: Arc<Shared>,
@@ -81,6 +127,8 @@ pub(super) struct Writer {
     /// Relaxed mode: the highest revision that may be handed out before another
     /// reservation is fsynced (see `RESERVED`).
     reserved: Revision,
+    /// Sync mode: the write-ahead log each commit is fsynced in first.
+    wal: Option<Wal>,
 }
 
 impl Writer {
@@ -89,10 +137,12 @@ impl Writer {
         durability: Durability,
         limits: Limits,
         retention: Retention,
+        wal: Option<Wal>,
     ) -> Self {
         // On open nothing is reserved beyond the revision (`init_tables` saw to it).
         let reserved = shared.revision.load(Ordering::Acquire);
         Writer {
+            wal,
             shared,
             durability,
             limits,
@@ -105,8 +155,8 @@ impl Writer {
 
     pub(super) fn run(mut self, queue: &flume::Receiver<Job>) {
         loop {
-            let first = match self.unsynced_since {
-                Some(since) => match queue.recv_deadline(since + RELAXED_SYNC_INTERVAL) {
+            let first = match self.sync_due() {
+                Some(due) => match queue.recv_deadline(due) {
                     Ok(job) => job,
                     Err(flume::RecvTimeoutError::Timeout) => {
                         let _ = self.sync(); // a failure is logged inside
@@ -138,15 +188,22 @@ impl Writer {
                 let _ = reply.send(self.release_reservation().and_then(|()| self.sync()));
                 return;
             }
-            if self
-                .unsynced_since
-                .is_some_and(|since| since.elapsed() >= RELAXED_SYNC_INTERVAL)
-            {
+            if self.sync_due().is_some_and(|due| due <= Instant::now()) {
                 let _ = self.sync(); // a failure is logged inside
             }
         }
         // Every handle was dropped without Close: still make what was written durable.
         let _ = self.release_reservation().and_then(|()| self.sync());
+    }
+
+    /// When the database itself is next due a durable commit: a relaxed-mode commit's
+    /// fsync, or a checkpoint of the write-ahead log.
+    fn sync_due(&self) -> Option<Instant> {
+        let relaxed = self
+            .unsynced_since
+            .map(|since| since + RELAXED_SYNC_INTERVAL);
+        let logged = self.wal.as_ref().and_then(Wal::checkpoint_due);
+        relaxed.into_iter().chain(logged).min()
     }
 
     /// Applies the batch in one transaction, commits, publishes, then answers.
@@ -236,9 +293,13 @@ impl Writer {
         body: impl FnOnce(&mut Tables<'_>, &mut Revision, u64) -> Result<T, Error>,
     ) -> Result<(T, Vec<Change>), Error> {
         let mut txn = self.shared.db.begin_write().map_err(Error::internal)?;
-        let level = match self.durability {
-            Durability::Sync => redb::Durability::Immediate,
-            Durability::Relaxed => redb::Durability::None,
+        // With a log, a batch is made durable there; redb's own durable commit is for
+        // checkpoints (and for the relaxed mode's reservations, below).
+        let checkpoint = self.wal.as_ref().is_some_and(Wal::wants_checkpoint);
+        let level = match (self.durability, &self.wal) {
+            (Durability::Sync, None) => redb::Durability::Immediate,
+            (Durability::Sync, Some(_)) if checkpoint => redb::Durability::Immediate,
+            _ => redb::Durability::None,
         };
         txn.set_durability(level).map_err(Error::internal)?;
         let mut revision = self.shared.revision.load(Ordering::Acquire);
@@ -252,9 +313,16 @@ impl Writer {
             };
             let result = body(&mut tables, &mut revision, now)?;
             let mut log = txn.open_table(CHANGES).map_err(Error::internal)?;
-            for change in &tables.committed {
-                log.insert(change.revision, encode_change(change).as_slice())
+            let encoded: Vec<Vec<u8>> = tables.committed.iter().map(encode_change).collect();
+            for (change, bytes) in tables.committed.iter().zip(&encoded) {
+                log.insert(change.revision, bytes.as_slice())
                     .map_err(Error::internal)?;
+            }
+            if let Some(wal) = &mut self.wal {
+                // Durable before the commit makes it visible: no reader, subscriber or
+                // writer learns of a change a crash could still take back.
+                let revisions = tables.committed.iter().map(|change| change.revision);
+                wal.append(revisions.zip(encoded.iter().map(Vec::as_slice)))?;
             }
             let mut meta = txn.open_table(META).map_err(Error::internal)?;
             let floor = meta
@@ -284,7 +352,18 @@ impl Writer {
             self.reserved = reserved;
         }
         let committing = Instant::now();
-        txn.commit().map_err(Error::internal)?;
+        if let Err(err) = txn.commit() {
+            if let Some(wal) = &mut self.wal {
+                // The batch failed: its record must not be replayed after a restart.
+                wal.undo_last()?;
+            }
+            return Err(Error::internal(err));
+        }
+        if checkpoint {
+            if let Some(wal) = &mut self.wal {
+                wal.reset()?;
+            }
+        }
         self.shared
             .stats
             .commit_seconds
@@ -352,9 +431,11 @@ impl Writer {
         Ok(())
     }
 
-    /// Makes every earlier commit durable (an empty fsynced commit).
+    /// Makes every earlier commit durable in the database itself (an empty fsynced
+    /// commit), emptying the write-ahead log.
     fn sync(&mut self) -> Result<(), Error> {
-        if self.unsynced_since.take().is_none() {
+        let logged = !self.wal.as_ref().is_none_or(Wal::is_empty);
+        if self.unsynced_since.take().is_none() && !logged {
             return Ok(());
         }
         let result = self
@@ -362,7 +443,8 @@ impl Writer {
             .db
             .begin_write()
             .map_err(Error::internal)
-            .and_then(|txn| txn.commit().map_err(Error::internal));
+            .and_then(|txn| txn.commit().map_err(Error::internal))
+            .and_then(|()| self.wal.as_mut().map_or(Ok(()), Wal::reset));
         if let Err(err) = &result {
             tracing::error!(error = %err, "periodic fsync failed");
         }

@@ -50,7 +50,8 @@ fi
 LOAD=${LOAD:-$RK}
 
 # The workload. Change it and the figures are no longer comparable with earlier ones.
-CONNECTIONS=8          # GET and durable SET: connections, one request in flight each
+GET_CONNECTIONS=8      # connections, one request in flight each
+SET_CONNECTIONS=8      # likewise for durable SETs (1: every SET commits alone)
 KEYSPACE=10000         # keys written before the GETs and SETs (GETs hit, SETs replace)
 GET_SECONDS=5          # some 20000 GETs (the server runs ~50x slower under callgrind)
 SET_SECONDS=5          # some 3500 SETs
@@ -159,7 +160,7 @@ metric() { # Prometheus sample name: its value
 
 echo "== GET and fan-out, relaxed durability (callgrind, core $SERVER_CORE)" >&2
 start_server relaxed
-RPC=(rpc -c $CONNECTIONS -P 1 --keyspace $KEYSPACE)
+RPC=(rpc -c $GET_CONNECTIONS -P 1 --keyspace $KEYSPACE)
 FANOUT=(fanout -s $FANOUT_SUBSCRIBERS -r $FANOUT_RATE)
 bench populate "${RPC[@]}" -d $WARMUP_SECONDS
 bench warmup "${FANOUT[@]}" -d $WARMUP_SECONDS
@@ -174,7 +175,7 @@ stop_server
 
 echo "== durable SET, sync durability (callgrind, core $SERVER_CORE)" >&2
 start_server sync
-DURABLE=(durable -c $CONNECTIONS -P 1 --keyspace $KEYSPACE)
+DURABLE=(durable -c $SET_CONNECTIONS -P 1 --keyspace $KEYSPACE)
 bench populate "${RPC[@]}" -d 0
 bench warmup "${DURABLE[@]}" -d $WARMUP_SECONDS
 callgrind -i on
@@ -190,8 +191,8 @@ stop_server
 echo "Server instructions per operation (callgrind Ir, user space), $RK"
 row() { printf '%-13s %12s  %s\n' "$@"; }
 row operation instructions workload
-row GET "$GET" "$CONNECTIONS connections, 1 in flight, $KEYSPACE keys"
-row "durable SET" "$SET" "$CONNECTIONS connections, 1 in flight, sync; $PER_COMMIT SETs per commit"
+row GET "$GET" "$GET_CONNECTIONS connections, 1 in flight, $KEYSPACE keys"
+row "durable SET" "$SET" "$SET_CONNECTIONS connections, 1 in flight, sync; $PER_COMMIT SETs per commit"
 row notification "$NOTIFICATION" "$FANOUT_SUBSCRIBERS subscribers, $FANOUT_RATE writes/s"
 echo "(waiting for fsync costs no instructions; a notification includes 1/$FANOUT_SUBSCRIBERS of its write)"
 if [ "$JSON" = 1 ]; then

@@ -18,6 +18,7 @@
 
 mod fanout;
 mod idle;
+mod raw;
 mod report;
 mod rpc;
 mod soak;

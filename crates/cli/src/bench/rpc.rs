@@ -2,9 +2,11 @@
 //!
 //! A connection's replies come back in the order of its requests, so each connection
 //! keeps a queue of send times: a reply's latency is now minus the oldest send time.
-//! That also works against the echo server, which answers frames in order too.
+//! That also works against the echo server, which answers frames in order too. The
+//! load runs on the lean client ([`super::raw`]), so the client is not the limit.
 
 use std::collections::VecDeque;
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -15,6 +17,7 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::raw::RawSocket;
 use super::report::{histogram, Report};
 use super::{progress, RpcArgs, Target};
 
@@ -62,26 +65,10 @@ pub(super) async fn run(target: &Target, args: &RpcArgs, mode: &str) -> Result<R
     let value = "x".repeat(args.value_size);
     let mut tasks = Vec::with_capacity(args.connections);
     for c in 0..args.connections {
-        let mut socket = connect(&urls[c % urls.len()]).await?;
+        let socket = RawSocket::connect(&urls[c % urls.len()]).await?;
         let value = value.clone();
         let args = args.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut random = Random(0x9E37_79B9_7F4A_7C15 ^ (c as u64 + 1));
-            let request = move || {
-                let k = key(random.next() % args.keyspace as u64);
-                if random.unit() < args.get_ratio {
-                    json!({"op": 1, "key": k}).to_string()
-                } else {
-                    json!({"op": 2, "key": k, "value": value}).to_string()
-                }
-            };
-            let outcome = closed_loop(&mut socket, args.pipeline, deadline, request, |socket| {
-                Box::pin(reply(socket))
-            })
-            .await;
-            let _ = socket.close(None).await;
-            outcome
-        }));
+        tasks.push(tokio::spawn(lean_loop(socket, c, args, value, deadline)));
     }
     let ticker = tokio::spawn({
         let bar = bar.clone();
@@ -111,21 +98,64 @@ pub(super) async fn run(target: &Target, args: &RpcArgs, mode: &str) -> Result<R
     })
 }
 
-/// Reads one HPKV reply (skipping other frames); fails on an error reply.
-async fn reply(socket: &mut Socket) -> Result<()> {
-    loop {
-        match socket.next().await {
-            Some(Ok(Message::Text(reply))) => {
-                if !reply.as_str().contains("\"code\":200") && !reply.as_str().contains("\"op\"") {
-                    bail!("request failed: {}", reply.as_str());
-                }
-                return Ok(());
+/// One connection's closed loop on the lean client: `pipeline` requests in flight
+/// until `deadline`, each batch of new requests written as the replies that made room
+/// for them are read, with one write. Replies come in request order, so a reply's
+/// latency is from the send time at the front of the queue.
+async fn lean_loop(
+    mut socket: RawSocket,
+    connection: usize,
+    args: RpcArgs,
+    value: String,
+    deadline: Instant,
+) -> Result<Measured> {
+    let mut random = Random(0x9E37_79B9_7F4A_7C15 ^ (connection as u64 + 1));
+    let mut latency = histogram();
+    let mut sent: VecDeque<Instant> = VecDeque::with_capacity(args.pipeline);
+    let mut completed = 0u64;
+    let mut request = Vec::with_capacity(64 + value.len());
+    let mut push = |socket: &mut RawSocket, count: usize, sent: &mut VecDeque<Instant>| {
+        let now = Instant::now();
+        for _ in 0..count {
+            request.clear();
+            let n = random.next() % args.keyspace as u64;
+            if random.unit() < args.get_ratio {
+                let _ = write!(request, r#"{{"op":1,"key":"bench:{n:08}"}}"#);
+            } else {
+                let _ = write!(
+                    request,
+                    r#"{{"op":2,"key":"bench:{n:08}","value":"{value}"}}"#
+                );
             }
-            Some(Ok(_)) => continue,
-            Some(Err(err)) => return Err(err.into()),
-            None => bail!("the server closed the connection"),
+            socket.push_text(&request);
+            sent.push_back(now);
+        }
+    };
+    push(&mut socket, args.pipeline, &mut sent);
+    socket.write_pushed().await?;
+    while !sent.is_empty() {
+        let answered = socket.texts(check_reply).await?;
+        let now = Instant::now();
+        for started in sent.drain(..answered.min(sent.len())) {
+            let _ = latency.record(now.duration_since(started).as_micros().max(1) as u64);
+        }
+        completed += answered as u64;
+        if now < deadline {
+            push(&mut socket, answered, &mut sent);
+            socket.write_pushed().await?;
         }
     }
+    Ok((completed, latency))
+}
+
+/// Fails on anything but a success reply (or, from the echo server, the request
+/// itself).
+fn check_reply(reply: &[u8]) -> Result<()> {
+    let has = |needle: &[u8]| reply.windows(needle.len()).any(|w| w == needle);
+    if has(b"\"code\":200") || has(b"\"op\"") {
+        return Ok(());
+    }
+    bail!("request failed: {}", String::from_utf8_lossy(reply))
 }
 
 /// Keeps `pipeline` requests in flight on one connection until `deadline`: each is

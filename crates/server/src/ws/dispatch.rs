@@ -1,7 +1,8 @@
 //! One text frame in, its reply frames out: the socket face of the executor.
 //!
-//! The dispatcher decodes a frame (the proto crate types its fields) into an executor
-//! [`Command`], runs it, and renders the result as the HPKV reply; `subscribe` and
+//! The dispatcher decodes the frames that arrived together (the proto crate types
+//! their fields) into executor [`Command`]s, runs them as one pipeline, and renders
+//! each result as the HPKV reply; `subscribe` and
 //! `unsubscribe`, which belong to the connection rather than the store, it answers
 //! itself (with `since`, a subscribe also replays history: see [`super::subscribe`]).
 //! A frame that does not parse gets a 400 reply naming the problem; the session
@@ -9,8 +10,11 @@
 
 use std::time::Instant;
 
+use axum::extract::ws::Utf8Bytes;
+
 use ripplekv_proto::reply;
 use ripplekv_proto::{parse_request, RequestBody};
+use serde_json::value::RawValue;
 
 use super::connection::Connection;
 use super::outbox::Closed;
@@ -33,8 +37,91 @@ fn label(body: &RequestBody) -> &'static str {
     }
 }
 
-/// Handles one request frame, queueing its replies, and counts it.
-pub(crate) async fn handle_text(conn: &Connection, text: &str) -> Result<(), Closed> {
+/// What one frame of a batch asks for, once decoded.
+enum Decoded {
+    /// A request for the store, run in the batch's pipeline.
+    Command(Command),
+    /// A request the connection answers itself, once everything before it is done.
+    Connection(RequestBody),
+    /// An answer already known (a refusal): sent in its turn.
+    Answered(u16, String),
+}
+
+/// Who a reply goes to and how it is counted: carried through the pipeline.
+struct Pending {
+    op: &'static str,
+    started: Instant,
+    message_id: Option<Box<RawValue>>,
+    key: Option<String>,
+}
+
+/// Handles the request frames that were readable together, queueing their replies in
+/// order, and counts each.
+///
+/// Store requests go through one [`crate::exec::Pipeline`]: consecutive writes are
+/// queued together (one group commit), and each request still sees exactly the
+/// effects of those before it. A request the connection answers itself (subscribe,
+/// unsubscribe) or a refusal first lets everything before it finish, so replies
+/// leave in request order. The replies of a batch reach the outbox one after the
+/// other without a pause, and the session's writer sends them with one flush.
+pub(crate) async fn handle_texts(conn: &Connection, frames: &[Utf8Bytes]) -> Result<(), Closed> {
+    let mut pipeline = conn.executor.pipeline(&conn.access);
+    for frame in frames {
+        let (pending, decoded) = decode(conn, frame.as_str());
+        match decoded {
+            Decoded::Command(command) => pipeline.push(pending, command).await,
+            Decoded::Connection(body) => {
+                finish(conn, &mut pipeline).await?;
+                let id = pending.message_id.as_deref();
+                let (code, sent) = match body {
+                    RequestBody::Subscribe { patterns, since } => {
+                        subscribe::subscribe(conn, patterns, since, id).await
+                    }
+                    RequestBody::Unsubscribe { patterns } => {
+                        let frame = subscribe::unsubscribe(conn, &patterns, id);
+                        (200, conn.send(frame).await)
+                    }
+                    _ => unreachable!("only subscriptions are answered by the connection"),
+                };
+                conn.metrics
+                    .request(pending.op, code, pending.started.elapsed().as_secs_f64());
+                sent?;
+            }
+            Decoded::Answered(code, reply) => {
+                finish(conn, &mut pipeline).await?;
+                conn.metrics
+                    .request(pending.op, code, pending.started.elapsed().as_secs_f64());
+                conn.send(reply).await?;
+            }
+        }
+    }
+    finish(conn, &mut pipeline).await
+}
+
+/// Runs every command in the pipeline to its end, queueing the replies in order.
+async fn finish(
+    conn: &Connection,
+    pipeline: &mut crate::exec::Pipeline<'_, Pending>,
+) -> Result<(), Closed> {
+    while let Some((pending, outcome)) = pipeline.next().await {
+        let id = pending.message_id.as_deref();
+        let (code, frame) = match outcome {
+            Ok(done) => (200, done.socket_reply(id)),
+            Err(err) => (
+                err.status(),
+                wire::socket_error(&err, id, pending.key.as_deref()),
+            ),
+        };
+        conn.metrics
+            .request(pending.op, code, pending.started.elapsed().as_secs_f64());
+        conn.send(frame).await?;
+    }
+    Ok(())
+}
+
+/// Decodes one frame: checks the rate limit, parses, and turns a store request into
+/// its command.
+fn decode(conn: &Connection, text: &str) -> (Pending, Decoded) {
     let started = Instant::now();
     // Counted before parsing, so a flood of garbage is limited like any other.
     let admitted = conn.rate_limits.check(&conn.subject);
@@ -42,45 +129,37 @@ pub(crate) async fn handle_text(conn: &Connection, text: &str) -> Result<(), Clo
     let op = parsed
         .as_ref()
         .map_or("invalid", |request| label(&request.body));
+    let mut pending = Pending {
+        op,
+        started,
+        message_id: None,
+        key: None,
+    };
     if let Err(refused) = admitted {
-        conn.metrics
-            .request(op, 429, started.elapsed().as_secs_f64());
         let (id, key) = match &parsed {
             Ok(request) => (request.message_id.as_deref(), request.body.key()),
             Err(err) => (err.message_id.as_deref(), err.key.as_deref()),
         };
-        return conn.send(wire::socket_error(&refused, id, key)).await;
+        let reply = wire::socket_error(&refused, id, key);
+        return (pending, Decoded::Answered(429, reply));
     }
     let request = match parsed {
         Ok(request) => request,
         Err(err) => {
-            conn.metrics
-                .request(op, 400, started.elapsed().as_secs_f64());
             let reply = reply::error(
                 400,
                 &err.message,
                 err.message_id.as_deref(),
                 err.key.as_deref(),
             );
-            return conn.send(reply).await;
+            return (pending, Decoded::Answered(400, reply));
         }
     };
-    let (code, sent) = run(conn, request).await;
-    conn.metrics
-        .request(op, code, started.elapsed().as_secs_f64());
-    sent
-}
-
-async fn run(conn: &Connection, request: ripplekv_proto::Request) -> (u16, Result<(), Closed>) {
-    let id = request.message_id.as_deref();
-    let key = request.body.key().map(str::to_owned);
+    pending.message_id = request.message_id;
+    pending.key = request.body.key().map(str::to_owned);
     let command: Command = match request.body {
-        RequestBody::Subscribe { patterns, since } => {
-            return subscribe::subscribe(conn, patterns, since, id).await;
-        }
-        RequestBody::Unsubscribe { patterns } => {
-            let frame = subscribe::unsubscribe(conn, &patterns, id);
-            return (200, conn.send(frame).await);
+        body @ (RequestBody::Subscribe { .. } | RequestBody::Unsubscribe { .. }) => {
+            return (pending, Decoded::Connection(body));
         }
         RequestBody::Get { key } => Get { key }.into(),
         RequestBody::Set {
@@ -106,11 +185,7 @@ async fn run(conn: &Connection, request: ripplekv_proto::Request) -> (u16, Resul
         } => Range::socket(key, end_key, limit).into(),
         RequestBody::Atomic { key, delta } => Atomic { key, delta }.into(),
     };
-    let (code, frame) = match conn.executor.run(&conn.access, command).await {
-        Ok(done) => (200, done.socket_reply(id)),
-        Err(err) => (err.status(), wire::socket_error(&err, id, key.as_deref())),
-    };
-    (code, conn.send(frame).await)
+    (pending, Decoded::Command(command))
 }
 
 /// Answers a binary frame: HPKV speaks JSON text frames only. It counts against the

@@ -1,10 +1,10 @@
 //! One WebSocket connection, from upgrade to close.
 //!
-//! The session runs two halves in one task: a reader that takes frames one at a time,
-//! runs each request to completion and queues its replies, and a writer that drains
-//! the bounded [`Outbox`] into the socket, batching frames that are ready into one
-//! flush. Handling one request at a time is what applies a connection's requests in the
-//! order they arrive. Replies and notifications share the outbox, so a notification
+//! The session runs two halves in one task: a reader that takes every request frame
+//! already readable (up to [`MAX_PIPELINED`]), runs them as one pipeline and queues
+//! their replies, and a writer that drains the bounded [`Outbox`] into the socket,
+//! batching frames that are ready into one flush. The pipeline applies a connection's
+//! requests in the order they arrive, each seeing the effects of those before it. Replies and notifications share the outbox, so a notification
 //! queued by the store's commit path always leaves before the writer's own reply.
 //!
 //! A client that stops reading fills its outbox. Replies then wait, which stops the
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio_tungstenite::tungstenite;
 use tokio_util::sync::CancellationToken;
 
@@ -45,6 +45,10 @@ pub(crate) const CLOSE_INVALID_PAYLOAD: u16 = 1007;
 pub(crate) const CLOSE_SLOW_CONSUMER: u16 = 1008;
 /// Close code for a connection whose credentials stopped being accepted.
 const CLOSE_POLICY: u16 = 1008;
+
+/// Most request frames served as one pipeline: bounds what one connection has in
+/// flight (its replies then wait in the bounded outbox).
+const MAX_PIPELINED: usize = 64;
 
 /// Close code for a peer that stopped answering pings (RFC 6455 "going away").
 const CLOSE_PING_TIMEOUT: u16 = 1001;
@@ -146,34 +150,43 @@ where
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let retired = retirement(&context.principal);
     tokio::pin!(retired);
+    // A frame read while gathering a batch that cannot join it: handled next.
+    let mut carried = None;
+    // A batch's replies fit in the outbox, so a client that does not read has at most
+    // one outbox of requests applied ahead of its replies.
+    let batch_limit = MAX_PIPELINED.min(context.outbox_messages).max(1);
     loop {
-        let frame = tokio::select! {
-            biased;
-            () = context.shutdown.cancelled() => {
-                let _ = outbox.send(close(CLOSE_GOING_AWAY, "server shutting down")).await;
-                return;
-            }
-            () = &mut retired => {
-                let reason = "token no longer accepted: the secret that signed it was rotated out";
-                let _ = outbox.send(close(CLOSE_POLICY, reason)).await;
-                return;
-            }
-            () = outbox.slow().cancelled() => return,
-            _ = ticks.tick() => {
-                let silent = last_heard.elapsed();
-                if pinged && silent >= context.ping_interval + context.pong_timeout {
-                    let _ = outbox.send(close(CLOSE_PING_TIMEOUT, "ping timeout")).await;
+        let frame = if let Some(frame) = carried.take() {
+            frame
+        } else {
+            tokio::select! {
+                biased;
+                () = context.shutdown.cancelled() => {
+                    let _ = outbox.send(close(CLOSE_GOING_AWAY, "server shutting down")).await;
                     return;
                 }
-                if !pinged && silent >= context.ping_interval {
-                    pinged = true;
-                    if outbox.send(Message::Ping(Default::default())).await.is_err() {
+                () = &mut retired => {
+                    let reason = "token no longer accepted: the secret that signed it was rotated out";
+                    let _ = outbox.send(close(CLOSE_POLICY, reason)).await;
+                    return;
+                }
+                () = outbox.slow().cancelled() => return,
+                _ = ticks.tick() => {
+                    let silent = last_heard.elapsed();
+                    if pinged && silent >= context.ping_interval + context.pong_timeout {
+                        let _ = outbox.send(close(CLOSE_PING_TIMEOUT, "ping timeout")).await;
                         return;
                     }
+                    if !pinged && silent >= context.ping_interval {
+                        pinged = true;
+                        if outbox.send(Message::Ping(Default::default())).await.is_err() {
+                            return;
+                        }
+                    }
+                    continue;
                 }
-                continue;
+                frame = stream.next() => frame,
             }
-            frame = stream.next() => frame,
         };
         last_heard = tokio::time::Instant::now();
         pinged = false;
@@ -182,7 +195,20 @@ where
             // Boxed: the request's future is large and only lives while it runs, so an
             // idle connection does not carry its space (about 1.2 KiB) around.
             Some(Ok(Message::Text(text))) => {
-                Box::pin(dispatch::handle_text(connection, text.as_str())).await
+                // Every request frame already readable joins this one: they are served
+                // as one pipeline and their replies leave in one write.
+                let mut texts = vec![text];
+                while texts.len() < batch_limit {
+                    match stream.next().now_or_never() {
+                        Some(Some(Ok(Message::Text(text)))) => texts.push(text),
+                        Some(frame) => {
+                            carried = Some(frame);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                Box::pin(dispatch::handle_texts(connection, &texts)).await
             }
             Some(Ok(Message::Binary(_))) => dispatch::handle_binary(connection).await,
             // tungstenite answers pings itself; pongs need nothing.
@@ -460,6 +486,64 @@ mod tests {
             other => panic!("expected a close frame, got {other:?}"),
         }
         session.await.unwrap();
+    }
+
+    // Frames that arrive together are served as one pipeline: the consecutive writes
+    // share one commit, each request sees those before it, replies keep their order.
+    #[tokio::test]
+    async fn frames_read_together_share_a_commit_and_keep_their_order() {
+        let mut context = context();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(
+            ripplekv_storage::RedbStore::open(
+                dir.path(),
+                ripplekv_storage::Durability::Sync,
+                Limits::default(),
+            )
+            .unwrap(),
+        );
+        ripplekv_core::Store::set_change_sink(store.as_ref(), Arc::clone(&context.sequencer) as _);
+        context.executor = Executor::new(
+            Arc::clone(&store) as _,
+            Limits::default(),
+            Arc::clone(&context.sequencer),
+        );
+        context.outbox_messages = 64;
+        let mut frames: Vec<String> = (1..=5)
+            .map(|i| format!(r#"{{"op":"set","key":"a","value":"{i}","messageId":{i}}}"#))
+            .collect();
+        frames.push(r#"{"op":"get","key":"a","messageId":6}"#.into());
+        frames.push(r#"{"op":"get","key":"","messageId":7}"#.into());
+        frames.push(r#"{"op":"set","key":"a","value":"after","messageId":8}"#.into());
+        frames.push(r#"{"op":"get","key":"a","messageId":9}"#.into());
+        let incoming = stream::iter(
+            frames
+                .into_iter()
+                .map(|frame| Ok(Message::Text(frame.into()))),
+        )
+        .chain(stream::pending());
+        let (sink, mut sent) = mpsc::channel(64);
+        let session = tokio::spawn(run_session(PollSender::new(sink), incoming, context));
+        let mut replies = Vec::new();
+        for _ in 0..9 {
+            replies.push(text(sent.recv().await));
+        }
+        for (i, reply) in replies.iter().enumerate() {
+            assert!(
+                reply.contains(&format!(r#""messageId":{}"#, i + 1)),
+                "reply {i} out of order: {reply}"
+            );
+        }
+        assert!(replies[5].contains(r#""value":"5""#), "{}", replies[5]);
+        assert!(replies[6].contains(r#""code":400"#), "{}", replies[6]);
+        assert!(replies[8].contains(r#""value":"after""#), "{}", replies[8]);
+        let stats = store.stats();
+        assert_eq!(
+            stats.max_batch.load(std::sync::atomic::Ordering::Relaxed),
+            5,
+            "the five SETs read together did not share one commit"
+        );
+        session.abort();
     }
 
     // The clock is paused: the sleep below ends only once every other task is idle,

@@ -117,6 +117,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Reads one key.
     async fn get(&self, key: &str) -> Result<Option<Record>, Error>;
 
+    /// Reads several keys (a connection's pipelined GETs): their records, in the order
+    /// of `keys`, each at least as new as every write committed before the call. The
+    /// embedded store reads them from one snapshot; the default reads them one at a
+    /// time.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>, Error> {
+        let mut records = Vec::with_capacity(keys.len());
+        for key in keys {
+            records.push(self.get(key).await?);
+        }
+        Ok(records)
+    }
+
     /// Reads keys in `start..=end` (byte order), at most `limit` of them. An inverted
     /// range is empty, not an error.
     async fn range(&self, start: &str, end: &str, limit: usize) -> Result<RangePage, Error>;

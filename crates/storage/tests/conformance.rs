@@ -24,6 +24,30 @@ fn op(key: &str, op: WriteOp) -> Mutation {
     Mutation::new(key, op)
 }
 
+async fn many_keys_are_read_together_in_order(store: Arc<dyn Store>) {
+    let start = store.revision();
+    store.write(set("m1", "one")).await.unwrap();
+    store.write(set("m2", "two")).await.unwrap();
+    let read = store
+        .get_many(&["m2", "missing", "m1", "m2"])
+        .await
+        .unwrap();
+    let shown: Vec<Option<(&str, u64)>> = read
+        .iter()
+        .map(|record| record.as_ref().map(|r| (r.value.as_str(), r.revision)))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            Some(("two", start + 2)),
+            None,
+            Some(("one", start + 1)),
+            Some(("two", start + 2))
+        ]
+    );
+    assert!(store.get_many(&[]).await.unwrap().is_empty());
+}
+
 async fn revisions_increase_and_records_carry_them(store: Arc<dyn Store>) {
     let start = store.revision();
     let first = store.write(set("a", "1")).await.unwrap();
@@ -483,6 +507,11 @@ macro_rules! conformance {
             async fn prefix_scan() {
                 let (_dir, store) = $make;
                 prefix_scans_see_one_view_of_their_keys(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn get_many() {
+                let (_keep, store) = $make;
+                many_keys_are_read_together_in_order(store).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn before_and_after() {

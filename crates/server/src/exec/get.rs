@@ -21,7 +21,13 @@ impl Get {
     }
 
     pub(super) async fn read(self, store: &dyn Store) -> Result<Got, Error> {
-        let record = store.get(&self.key).await?.ok_or(Error::NotFound)?;
+        let record = store.get(&self.key).await?;
+        self.found(record)
+    }
+
+    /// The GET's result once its record was read: 404 when there is none.
+    pub(super) fn found(self, record: Option<Record>) -> Result<Got, Error> {
+        let record = record.ok_or(Error::NotFound)?;
         Ok(Got {
             key: self.key,
             record,

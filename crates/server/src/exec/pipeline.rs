@@ -6,7 +6,8 @@
 //! at a time: a read runs only once everything pushed before it is done (so it sees
 //! those writes), and a write pushed behind a waiting read stays out of the store until
 //! that read has run (so the read cannot see it). Consecutive writes are queued
-//! together, so they join the same group commit.
+//! together, so they join the same group commit; consecutive GETs are read together,
+//! from one snapshot of the store.
 //!
 //! Each command carries a tag of the caller's choosing (the socket face keeps the
 //! request's message id and key in it), returned with its result.
@@ -15,7 +16,7 @@ use std::collections::VecDeque;
 
 use ripplekv_core::Error;
 
-use super::{Done, Executor, Queued, Read, Step, Submitted};
+use super::{Done, Executor, Get, Queued, Read, Step, Submitted};
 use crate::exec::Command;
 use crate::hub::Access;
 
@@ -25,6 +26,8 @@ pub(crate) struct Pipeline<'a, T> {
     executor: &'a Executor,
     access: &'a Access,
     slots: VecDeque<(T, Slot)>,
+    /// Results of consecutive GETs read together, to hand back one by one.
+    ready: VecDeque<(T, Result<Done, Error>)>,
 }
 
 /// Where one command stands.
@@ -46,6 +49,7 @@ impl<'a, T> Pipeline<'a, T> {
             executor,
             access,
             slots: VecDeque::new(),
+            ready: VecDeque::new(),
         }
     }
 
@@ -66,10 +70,18 @@ impl<'a, T> Pipeline<'a, T> {
     /// Finishes the oldest command: its tag and its result, or `None` when every
     /// pushed command is finished.
     pub(crate) async fn next(&mut self) -> Option<(T, Result<Done, Error>)> {
+        if let Some(finished) = self.ready.pop_front() {
+            return Some(finished);
+        }
         let (tag, slot) = self.slots.pop_front()?;
         let executor = self.executor;
         let outcome = match slot {
             Slot::Refused(err) => Err(err),
+            Slot::Read(Read::Get(get)) if self.front_is_get() => {
+                self.read_gets(tag, get).await;
+                self.release_held().await;
+                return self.ready.pop_front();
+            }
             Slot::Read(read) => executor.read(read, self.access).await,
             Slot::Held(queued) => match executor.submit(queued).await {
                 Ok(submitted) => executor.finish(submitted).await,
@@ -79,6 +91,38 @@ impl<'a, T> Pipeline<'a, T> {
         };
         self.release_held().await;
         Some((tag, outcome))
+    }
+
+    /// Whether the oldest command left is a GET, to be read with the one before it.
+    fn front_is_get(&self) -> bool {
+        matches!(self.slots.front(), Some((_, Slot::Read(Read::Get(_)))))
+    }
+
+    /// Reads `first` and every GET right behind it from one snapshot, queueing their
+    /// results in order. Nothing behind them has reached the store yet (a write
+    /// behind a read is held), so the snapshot holds exactly the effects of the
+    /// commands before them.
+    async fn read_gets(&mut self, tag: T, first: Get) {
+        let mut gets = vec![(tag, first)];
+        while self.front_is_get() {
+            if let Some((tag, Slot::Read(Read::Get(get)))) = self.slots.pop_front() {
+                gets.push((tag, get));
+            }
+        }
+        let keys: Vec<&str> = gets.iter().map(|(_, get)| get.key.as_str()).collect();
+        match self.executor.store().get_many(&keys).await {
+            Ok(records) => {
+                for ((tag, get), record) in gets.into_iter().zip(records) {
+                    self.ready
+                        .push_back((tag, get.found(record).map(Done::Got)));
+                }
+            }
+            Err(err) => {
+                for (tag, _) in gets {
+                    self.ready.push_back((tag, Err(err.clone())));
+                }
+            }
+        }
     }
 
     /// Whether a read is still to run: a write pushed now must wait for it.
@@ -170,6 +214,8 @@ mod tests {
         let executor = executor(store);
         let commands = vec![
             set("k", "1"),
+            // Two GETs in a row are read together, before the write behind them.
+            get("k"),
             get("k"),
             set("k", "2"),
             // Refused before the store: changes nothing, takes no revision.
@@ -183,6 +229,7 @@ mod tests {
         ];
         let expected = [
             "wrote r1",
+            "got 1",
             "got 1",
             "wrote r2",
             "error 400",

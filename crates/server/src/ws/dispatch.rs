@@ -66,8 +66,10 @@ struct Pending {
 /// other without a pause, and the session's writer sends them with one flush.
 pub(crate) async fn handle_texts(conn: &Connection, frames: &[Utf8Bytes]) -> Result<(), Closed> {
     let mut pipeline = conn.executor.pipeline(&conn.access);
+    // The frames were read together: one arrival time serves them all.
+    let started = Instant::now();
     for frame in frames {
-        let (pending, decoded) = decode(conn, frame.as_str());
+        let (pending, decoded) = decode(conn, frame.as_str(), started);
         match decoded {
             Decoded::Command(command) => pipeline.push(pending, command).await,
             Decoded::Connection(body) => {
@@ -121,8 +123,7 @@ async fn finish(
 
 /// Decodes one frame: checks the rate limit, parses, and turns a store request into
 /// its command.
-fn decode(conn: &Connection, text: &str) -> (Pending, Decoded) {
-    let started = Instant::now();
+fn decode(conn: &Connection, text: &str, started: Instant) -> (Pending, Decoded) {
     // Counted before parsing, so a flood of garbage is limited like any other.
     let admitted = conn.rate_limits.check(&conn.subject);
     let parsed = parse_request(text);

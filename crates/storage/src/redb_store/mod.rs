@@ -132,11 +132,8 @@ impl RedbStore {
         // database, when it stopped (whatever mode this run is in).
         let revision = writer::apply_logged(&db, revision, wal::replay(dir, revision)?)?;
         let wal = match durability {
-            Durability::Sync => {
-                let mut wal = Wal::open(dir)?;
-                wal.reset()?; // what it held is in the database now
-                Some(wal)
-            }
+            // What it held is in the database now: the log starts again.
+            Durability::Sync => Some(Wal::start(dir)?),
             Durability::Relaxed => {
                 let _ = std::fs::remove_file(dir.join(WAL_FILE));
                 None

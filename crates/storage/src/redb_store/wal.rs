@@ -8,7 +8,7 @@
 //! `fdatasync`s it: a batch is answered (and published, and visible to readers) only
 //! once its log record is on disk. Every [`CHECKPOINT_INTERVAL`] or
 //! [`CHECKPOINT_BYTES`] of log, a durable redb commit makes everything before it safe
-//! and the log starts again empty.
+//! and the log starts again from the front of its (preallocated) file.
 //!
 //! After a crash, redb comes back at its last durable commit, revision R; the log's
 //! changes above R, which are consecutive, are applied again ([`replay`]), and a durable
@@ -17,7 +17,9 @@
 //! On disk, a record is: payload length (u32 LE), CRC-32 of the payload (u32 LE), then
 //! the payload: for each change, its revision (u64 LE), the length of its encoding
 //! (u32 LE) and the change as the change log encodes it. A torn or corrupt record ends
-//! the log: it was never fsynced, so nobody was answered for it.
+//! the log: it was never fsynced, so nobody was answered for it. So do zeros, and a
+//! revision that does not follow on from the one before (a record left from before
+//! the last checkpoint, whose revisions the database already holds).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -33,7 +35,10 @@ pub const WAL_FILE: &str = "ripplekv.wal";
 /// Longest time between durable redb commits (each makes the log before it obsolete).
 pub(super) const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// Log size past which the next batch triggers a durable redb commit.
-pub(super) const CHECKPOINT_BYTES: u64 = 32 << 20;
+pub(super) const CHECKPOINT_BYTES: u64 = PREALLOCATED;
+/// Bytes the log file is kept at, at least (see [`Wal::start`]); a log that outgrows
+/// it before its checkpoint just grows.
+pub(super) const PREALLOCATED: u64 = 4 << 20;
 /// Bytes before a record's payload: its length and its CRC.
 const HEADER: usize = 8;
 
@@ -42,7 +47,7 @@ const HEADER: usize = 8;
 pub(super) struct Wal {
     file: File,
     path: PathBuf,
-    /// Bytes in the log (where the next record goes).
+    /// Where the next record goes: the end of the records of this generation.
     len: u64,
     /// Where the last record appended starts (to take it back if its commit fails).
     last_start: u64,
@@ -53,25 +58,35 @@ pub(super) struct Wal {
 }
 
 impl Wal {
-    /// Opens the log in `dir`, creating it empty if there is none. Whatever it holds is
-    /// kept: [`replay`] reads it, and only a checkpoint empties it.
-    pub(super) fn open(dir: &Path) -> Result<Self, Error> {
+    /// Opens the log in `dir` for a new run, writing from its start. Call only once
+    /// what it held was applied ([`replay`]) and made durable: it is overwritten.
+    ///
+    /// The file is kept at least [`PREALLOCATED`] bytes long, written once with zeros,
+    /// so appending a record and `fdatasync`ing it writes only that data; growing a
+    /// file makes every `fdatasync` write its inode too.
+    pub(super) fn start(dir: &Path) -> Result<Self, Error> {
         let path = dir.join(WAL_FILE);
-        let file = OpenOptions::new()
+        let failed = |e: std::io::Error| Error::internal(format!("{}: {e}", path.display()));
+        let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| Error::internal(format!("cannot open {}: {e}", path.display())))?;
-        let len = file.metadata().map_err(Error::internal)?.len();
+            .map_err(failed)?;
+        let size = file.metadata().map_err(failed)?.len();
+        if size < PREALLOCATED {
+            file.seek(SeekFrom::Start(size)).map_err(failed)?;
+            let zeros = vec![0; (PREALLOCATED - size) as usize];
+            file.write_all(&zeros).map_err(failed)?;
+            file.sync_all().map_err(failed)?;
+        }
         Ok(Wal {
             file,
             path,
-            len,
-            last_start: len,
-            // What an earlier run left is replayed on open, then checkpointed at once.
-            oldest: (len > 0).then(Instant::now),
+            len: 0,
+            last_start: 0,
+            oldest: None,
             buffer: Vec::new(),
         })
     }
@@ -97,15 +112,17 @@ impl Wal {
         let crc = crc32fast::hash(&self.buffer[HEADER..]);
         self.buffer[..4].copy_from_slice(&payload_len.to_le_bytes());
         self.buffer[4..HEADER].copy_from_slice(&crc.to_le_bytes());
+        // The bytes after the record are zeros or an older record: either ends a replay
+        // that reaches them, so the record needs no end marker.
         let written = self
             .file
             .seek(SeekFrom::Start(self.len))
             .and_then(|_| self.file.write_all(&self.buffer))
             .and_then(|()| self.file.sync_data());
         if let Err(err) = written {
-            // What may have reached the file is cut off again, so a later record never
+            // Whatever reached the file is unmarked again, so a later record never
             // follows a broken one (replay would stop there and miss it).
-            let _ = self.file.set_len(self.len);
+            let _ = self.erase_from(self.len);
             return Err(Error::internal(format!(
                 "cannot write {}: {err}",
                 self.path.display()
@@ -120,12 +137,18 @@ impl Wal {
     /// Takes back the record appended last, whose batch then failed to commit, so a
     /// restart does not apply what its writers were told failed.
     pub(super) fn undo_last(&mut self) -> Result<(), Error> {
-        self.file
-            .set_len(self.last_start)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|e| Error::internal(format!("cannot cut {}: {e}", self.path.display())))?;
+        self.erase_from(self.last_start)?;
         self.len = self.last_start;
         Ok(())
+    }
+
+    /// Zeroes the record header at `offset` (and fsyncs), ending the log there.
+    fn erase_from(&mut self, offset: u64) -> Result<(), Error> {
+        self.file
+            .seek(SeekFrom::Start(offset))
+            .and_then(|_| self.file.write_all(&[0; HEADER]))
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| Error::internal(format!("cannot cut {}: {e}", self.path.display())))
     }
 
     /// True when the log holds nothing a checkpoint would need to keep.
@@ -147,20 +170,13 @@ impl Wal {
             .is_some_and(|due| due <= Instant::now())
     }
 
-    /// Empties the log: call only after a durable commit holding everything in it.
-    pub(super) fn reset(&mut self) -> Result<(), Error> {
+    /// Starts the log again from the front: call only after a durable commit holding
+    /// everything in it. Nothing is erased: if the database is at revision R, every
+    /// record left behind holds revisions up to R, which a replay skips.
+    pub(super) fn reset(&mut self) {
         self.oldest = None;
-        if self.len == 0 {
-            return Ok(());
-        }
-        // Not fsynced: if the cut is lost, replay finds records at or below the durable
-        // revision, and skips them.
-        self.file
-            .set_len(0)
-            .map_err(|e| Error::internal(format!("cannot empty {}: {e}", self.path.display())))?;
         self.len = 0;
         self.last_start = 0;
-        Ok(())
     }
 }
 
@@ -257,7 +273,15 @@ mod tests {
     #[test]
     fn replays_what_is_above_the_durable_revision() {
         let dir = tempfile::tempdir().unwrap();
-        let mut wal = Wal::open(dir.path()).unwrap();
+        let mut wal = Wal::start(dir.path()).unwrap();
+        assert_eq!(
+            std::fs::metadata(dir.path().join(WAL_FILE)).unwrap().len(),
+            PREALLOCATED
+        );
+        assert!(
+            replay(dir.path(), 0).unwrap().is_empty(),
+            "zeros end the log"
+        );
         append(&mut wal, 1..=3);
         append(&mut wal, 4..=5);
         assert_eq!(revisions(&replay(dir.path(), 0).unwrap()), [1, 2, 3, 4, 5]);
@@ -270,47 +294,61 @@ mod tests {
     #[test]
     fn a_torn_record_ends_the_log() {
         let dir = tempfile::tempdir().unwrap();
-        let mut wal = Wal::open(dir.path()).unwrap();
+        let mut wal = Wal::start(dir.path()).unwrap();
         append(&mut wal, 1..=2);
+        let second = wal.len;
         append(&mut wal, 3..=4);
         let path = dir.path().join(WAL_FILE);
-        let len = std::fs::metadata(&path).unwrap().len();
         // The second record loses its last byte, as if the crash came mid-write.
-        OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(len - 1)
-            .unwrap();
-        assert_eq!(revisions(&replay(dir.path(), 0).unwrap()), [1, 2]);
-        // A flipped byte is caught by the CRC the same way.
         let mut bytes = std::fs::read(&path).unwrap();
+        bytes[wal.len as usize - 1] ^= 0xFF;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(revisions(&replay(dir.path(), 0).unwrap()), [1, 2]);
+        // So does a header cut short.
+        bytes.truncate(second as usize + 3);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(revisions(&replay(dir.path(), 0).unwrap()), [1, 2]);
+        // A flipped byte in the first record ends the log at once.
         bytes[HEADER + 3] ^= 0xFF;
         std::fs::write(&path, bytes).unwrap();
         assert!(replay(dir.path(), 0).unwrap().is_empty());
     }
 
     #[test]
-    fn records_left_from_before_a_lost_reset_are_skipped() {
+    fn records_left_from_before_a_checkpoint_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        let mut wal = Wal::open(dir.path()).unwrap();
+        let mut wal = Wal::start(dir.path()).unwrap();
         append(&mut wal, 1..=4);
-        // A gap: the database is durable at 2, and the log goes on at 6.
-        append(&mut wal, 6..=6);
-        assert_eq!(revisions(&replay(dir.path(), 2).unwrap()), [3, 4]);
-        wal.reset().unwrap();
-        assert!(replay(dir.path(), 0).unwrap().is_empty());
-        append(&mut wal, 7..=7);
-        assert_eq!(revisions(&replay(dir.path(), 6).unwrap()), [7]);
-        let reopened = Wal::open(dir.path()).unwrap();
-        assert!(reopened.len > 0, "an open must keep the log for replay");
-        assert!(replay(dir.path(), 9).unwrap().is_empty());
+        append(&mut wal, 5..=9);
+        // A checkpoint at 9; the new generation overwrites the front of the file.
+        wal.reset();
+        append(&mut wal, 10..=11);
+        assert_eq!(revisions(&replay(dir.path(), 9).unwrap()), [10, 11]);
+        // A gap ends the log: revisions must follow on from the durable one.
+        assert!(replay(dir.path(), 12).unwrap().is_empty());
+        assert!(replay(dir.path(), 7).unwrap().is_empty());
+        // A new run starts writing from the front again.
+        let mut restarted = Wal::start(dir.path()).unwrap();
+        append(&mut restarted, 12..=12);
+        assert_eq!(revisions(&replay(dir.path(), 11).unwrap()), [12]);
+    }
+
+    #[test]
+    fn a_failed_commit_takes_its_record_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::start(dir.path()).unwrap();
+        append(&mut wal, 1..=2);
+        append(&mut wal, 3..=3);
+        wal.undo_last().unwrap();
+        assert_eq!(revisions(&replay(dir.path(), 0).unwrap()), [1, 2]);
+        append(&mut wal, 3..=3);
+        assert_eq!(revisions(&replay(dir.path(), 0).unwrap()), [1, 2, 3]);
     }
 
     #[test]
     fn an_empty_batch_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let mut wal = Wal::open(dir.path()).unwrap();
+        let mut wal = Wal::start(dir.path()).unwrap();
         wal.append(std::iter::empty()).unwrap();
         assert_eq!(wal.len, 0);
         assert!(!wal.wants_checkpoint());

@@ -361,7 +361,7 @@ impl Writer {
         }
         if checkpoint {
             if let Some(wal) = &mut self.wal {
-                wal.reset()?;
+                wal.reset();
             }
         }
         self.shared
@@ -444,7 +444,11 @@ impl Writer {
             .begin_write()
             .map_err(Error::internal)
             .and_then(|txn| txn.commit().map_err(Error::internal))
-            .and_then(|()| self.wal.as_mut().map_or(Ok(()), Wal::reset));
+            .map(|()| {
+                if let Some(wal) = &mut self.wal {
+                    wal.reset();
+                }
+            });
         if let Err(err) = &result {
             tracing::error!(error = %err, "periodic fsync failed");
         }

@@ -129,7 +129,10 @@ async fn sweep_expired(
     interval: std::time::Duration,
     stop: CancellationToken,
 ) {
-    let mut ticks = tokio::time::interval(interval);
+    // The first sweep comes one interval after start, not at once: the interval is
+    // the promise (a test that sets it to an hour gets no sweep at all).
+    let first = tokio::time::Instant::now() + interval;
+    let mut ticks = tokio::time::interval_at(first, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -2,7 +2,9 @@
 //!
 //! Each written value starts with its send time (microseconds since the Unix epoch);
 //! each subscriber computes the delivery latency on arrival. Load generator and server
-//! share the machine's clock.
+//! share the machine's clock. Subscribers read on the lean client ([`super::raw`]).
+//! With `--broadcast` the same load drives the bare broadcast floor
+//! (`ripplekv-broadcast`), which sends every frame it gets to every connection.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::raw::RawSocket;
 use super::report::{histogram, Report};
 use super::rpc::connect;
 use super::{parse_seconds, progress, Target};
@@ -42,6 +45,10 @@ pub(crate) struct FanoutArgs {
     /// then from a commit on one node to the notification from another [default: --url].
     #[arg(long, value_name = "URL")]
     pub write_url: Option<String>,
+    /// The server is the bare broadcast floor (`ripplekv-broadcast`): subscribers do
+    /// not subscribe, and a write is answered by its own frame coming back.
+    #[arg(long)]
+    pub broadcast: bool,
 }
 
 /// The send time at the start of a notification's value: `"value":"<micros>:…"`.
@@ -62,16 +69,21 @@ pub(super) async fn run(target: &Target, args: &FanoutArgs) -> Result<Report> {
     let url = target.socket_url();
     let delivered = Arc::new(AtomicU64::new(0));
     let mut subscribers = Vec::with_capacity(args.subscribers);
+    let subscribe = json!({"op": "subscribe", "patterns": [KEY]}).to_string();
     for _ in 0..args.subscribers {
-        let mut socket = connect(&url).await?;
-        socket
-            .send(Message::text(
-                json!({"op": "subscribe", "patterns": [KEY]}).to_string(),
-            ))
-            .await?;
-        match socket.next().await {
-            Some(Ok(Message::Text(ack))) if ack.as_str().contains("\"code\":200") => {}
-            other => bail!("subscribe failed: {other:?}"),
+        let mut socket = RawSocket::connect(&url).await?;
+        if !args.broadcast {
+            socket.push_text(subscribe.as_bytes());
+            socket.write_pushed().await?;
+            socket
+                .texts(|ack| {
+                    if ack.windows(10).any(|w| w == b"\"code\":200") {
+                        Ok(())
+                    } else {
+                        bail!("subscribe failed: {}", String::from_utf8_lossy(ack))
+                    }
+                })
+                .await?;
         }
         subscribers.push(socket);
     }
@@ -83,20 +95,20 @@ pub(super) async fn run(target: &Target, args: &FanoutArgs) -> Result<Report> {
         readers.push(tokio::spawn(async move {
             let mut latency = histogram();
             loop {
-                let frame = tokio::select! {
+                // The load generator must not be the bottleneck: every frame already
+                // read is taken at once, and the stamp read straight from its bytes
+                // instead of parsing 10k copies of it into JSON values.
+                let read = socket.texts(|frame| {
+                    if let Some(sent) = std::str::from_utf8(frame).ok().and_then(sent_stamp) {
+                        let _ = latency.record(now_micros().saturating_sub(sent).max(1));
+                        delivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(())
+                });
+                tokio::select! {
                     _ = stop.changed() => break,
-                    frame = socket.next() => frame,
-                };
-                let Some(Ok(Message::Text(text))) = frame else {
-                    break;
-                };
-                // The load generator must not be the bottleneck: read the stamp straight
-                // from the frame instead of parsing 10k copies of it into JSON values.
-                let Some(sent) = sent_stamp(text.as_str()) else {
-                    continue;
-                };
-                let _ = latency.record(now_micros().saturating_sub(sent).max(1));
-                delivered.fetch_add(1, Ordering::Relaxed);
+                    read = read => if read.is_err() { break },
+                }
             }
             latency
         }));
@@ -112,6 +124,7 @@ pub(super) async fn run(target: &Target, args: &FanoutArgs) -> Result<Report> {
     for _ in 0..writers {
         let mut writer = connect(&write_url).await?;
         let args = args.clone();
+        let broadcast = args.broadcast;
         writing.push(tokio::spawn(async move {
             let interval = Duration::from_secs_f64(writers as f64 / args.rate.max(1) as f64);
             let mut ticks = tokio::time::interval(interval);
@@ -122,11 +135,21 @@ pub(super) async fn run(target: &Target, args: &FanoutArgs) -> Result<Report> {
                 let stamp = now_micros().to_string();
                 let padding = "x".repeat(args.value_size.saturating_sub(stamp.len() + 1));
                 let request = json!({"op": 2, "key": KEY, "value": format!("{stamp}:{padding}")});
-                writer.send(Message::text(request.to_string())).await?;
-                match writer.next().await {
-                    Some(Ok(_)) => writes += 1,
-                    _ => bail!("the writer's connection closed"),
+                let request = request.to_string();
+                writer.send(Message::text(request.clone())).await?;
+                // RippleKV answers the write; the broadcast floor sends every writer's
+                // frames to every connection, and a writer's answer is its own frame
+                // coming back, so each writer keeps one write in flight either way.
+                loop {
+                    match writer.next().await {
+                        Some(Ok(Message::Text(text))) if !broadcast || text.as_str() == request => {
+                            break
+                        }
+                        Some(Ok(_)) => {}
+                        _ => bail!("the writer's connection closed"),
+                    }
                 }
+                writes += 1;
             }
             anyhow::Ok(writes)
         }));
@@ -140,14 +163,23 @@ pub(super) async fn run(target: &Target, args: &FanoutArgs) -> Result<Report> {
         writes += writer.await??;
     }
     let writing_seconds = started.elapsed().as_secs_f64();
-    // Wait for the last notifications to arrive (at most 10 s).
+    // Wait for the last notifications to arrive: until all are in, or none has come
+    // for a second (a floor that drops frames under overload never gets them all),
+    // or 10 s have passed. The rate runs to the last arrival.
     let expected = writes * args.subscribers as u64;
     let drain = Instant::now();
-    while delivered.load(Ordering::Relaxed) < expected && drain.elapsed() < Duration::from_secs(10)
+    let (mut seen, mut last_arrival) = (delivered.load(Ordering::Relaxed), Instant::now());
+    while seen < expected
+        && last_arrival.elapsed() < Duration::from_secs(1)
+        && drain.elapsed() < Duration::from_secs(10)
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
+        let now = delivered.load(Ordering::Relaxed);
+        if now != seen {
+            (seen, last_arrival) = (now, Instant::now());
+        }
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = last_arrival.duration_since(started).as_secs_f64();
     let _ = stop_tx.send(true);
     let mut latency = histogram();
     for reader in readers {

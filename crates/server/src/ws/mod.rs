@@ -21,6 +21,7 @@ use ripplekv_core::Error;
 
 mod connection;
 mod dispatch;
+mod halves;
 pub(crate) mod outbox;
 pub(crate) mod session;
 mod subscribe;

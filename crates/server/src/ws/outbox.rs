@@ -55,6 +55,21 @@ struct State {
     bytes: usize,
     senders: usize,
     receiver_alive: bool,
+    /// Marked a slow consumer: the writer closes the connection.
+    slow: bool,
+    /// The session stopped reading: the writer sends what is queued, then closes.
+    finishing: bool,
+}
+
+/// What the session's writer is to do next.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// Send this frame.
+    Frame(Message),
+    /// The connection was marked a slow consumer: close it.
+    Slow,
+    /// Nothing is queued and nothing more will be: close the socket.
+    Done,
 }
 
 /// The session ended; nothing more can be sent.
@@ -85,6 +100,8 @@ impl Outbox {
                 bytes: 0,
                 senders: 1,
                 receiver_alive: true,
+                slow: false,
+                finishing: false,
             }),
             max_messages: max_messages.max(1),
             max_bytes,
@@ -154,7 +171,16 @@ impl Outbox {
 
     /// Marks the connection as unable to keep up; the session will close it.
     pub(crate) fn mark_slow(&self) {
+        self.shared.lock().slow = true;
+        self.shared.readable.notify_one();
         self.slow.cancel();
+    }
+
+    /// Says the session stopped reading: once what is queued is sent, the writer
+    /// closes the socket (the outbox itself stays open while the hub holds it).
+    pub(crate) fn finish(&self) {
+        self.shared.lock().finishing = true;
+        self.shared.readable.notify_one();
     }
 
     /// Resolves once the connection was marked slow.
@@ -188,12 +214,36 @@ impl Drop for Outbox {
 
 impl OutboxReceiver {
     /// The next frame, waiting for one; `None` once every sender is gone.
+    #[cfg(test)]
     pub(crate) async fn recv(&mut self) -> Option<Message> {
         loop {
             let arrival = self.shared.readable.notified();
             match self.shared.pop_or_finished() {
                 Ok(message) => return Some(message),
                 Err(Finished::Yes) => return None,
+                Err(Finished::No) => arrival.await,
+            }
+        }
+    }
+
+    /// What the writer is to do next, waiting until there is something: a slow mark
+    /// comes before any frame, and the end only once the queue is empty. One wait on
+    /// one lock-free signal, so a woken writer pays for nothing else.
+    pub(crate) async fn next(&mut self) -> Next {
+        loop {
+            let arrival = self.shared.readable.notified();
+            {
+                let state = self.shared.lock();
+                if state.slow {
+                    return Next::Slow;
+                }
+                if state.frames.is_empty() && (state.finishing || state.senders == 0) {
+                    return Next::Done;
+                }
+            }
+            match self.shared.pop_or_finished() {
+                Ok(message) => return Next::Frame(message),
+                Err(Finished::Yes) => return Next::Done,
                 Err(Finished::No) => arrival.await,
             }
         }

@@ -21,7 +21,6 @@ use ripplekv_core::Error;
 
 mod connection;
 mod dispatch;
-mod halves;
 pub(crate) mod outbox;
 pub(crate) mod session;
 mod subscribe;

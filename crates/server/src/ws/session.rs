@@ -1,7 +1,6 @@
 //! One WebSocket connection, from upgrade to close.
 //!
-//! The session runs two halves in one task (each polled only when it was woken, see
-//! [`halves`]): a reader that takes every request frame
+//! The session runs two halves in one task: a reader that takes every request frame
 //! already readable (up to [`MAX_PIPELINED`]), runs them as one pipeline and queues
 //! their replies, and a writer that drains the bounded [`Outbox`] into the socket,
 //! batching frames that are ready into one flush. The pipeline applies a connection's
@@ -26,7 +25,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::connection::Connection;
 use super::dispatch;
-use super::halves;
 use super::outbox::{Next, Outbox, OutboxReceiver};
 use crate::auth::Principal;
 use crate::exec::Executor;
@@ -115,7 +113,7 @@ where
     // for it to close: the reader says when it is done, and the writer then sends
     // what is queued (a close frame, say) and closes the socket.
     let reading_done = CancellationToken::new();
-    halves::join_separately(
+    tokio::join!(
         async {
             read_requests(stream, &connection, &context).await;
             reading_done.cancel();
@@ -129,8 +127,7 @@ where
             reading_done.clone(),
             context.pong_timeout,
         ),
-    )
-    .await;
+    );
     context.hub.remove_subscriber(subscriber.id());
     context.metrics.connection_closed();
 }

@@ -7,7 +7,8 @@
 #   bash bench/instructions.sh                                  (under a minute)
 #   RIPPLEKV_BIN=/path/to/ripplekv bash bench/instructions.sh   # measure another build
 #   bash bench/instructions.sh --json   (or JSON=1): also one JSON object, the last line:
-#     {"get": N, "durable_set": N, "notification": N, "sets_per_commit": X, "binary": "..."}
+#     {"get": N, "get_pipelined": N, "durable_set": N, "notification": N,
+#      "sets_per_commit": X, "binary": "..."}
 #
 # The figures are instruction counts (callgrind's Ir: the server's user space, all its
 # threads), not times: for the same binary and workload they repeat within a percent
@@ -51,6 +52,7 @@ LOAD=${LOAD:-$RK}
 
 # The workload. Change it and the figures are no longer comparable with earlier ones.
 GET_CONNECTIONS=8      # connections, one request in flight each
+PIPELINE=32            # requests in flight per connection for the pipelined GETs
 SET_CONNECTIONS=8      # likewise for durable SETs (1: every SET commits alone)
 KEYSPACE=10000         # keys written before the GETs and SETs (GETs hit, SETs replace)
 GET_SECONDS=5          # some 20000 GETs (the server runs ~50x slower under callgrind)
@@ -167,6 +169,8 @@ bench warmup "${FANOUT[@]}" -d $WARMUP_SECONDS
 callgrind -i on
 per_op get $GET_SECONDS "${RPC[@]}" --no-populate
 GET=$PER_OP
+per_op get_pipelined $GET_SECONDS rpc -c $GET_CONNECTIONS -P $PIPELINE --keyspace $KEYSPACE --no-populate
+GET_PIPELINED=$PER_OP
 per_op fanout $FANOUT_SECONDS "${FANOUT[@]}"
 NOTIFICATION=$PER_OP
 LOST=$(field fanout lost)
@@ -192,10 +196,11 @@ echo "Server instructions per operation (callgrind Ir, user space), $RK"
 row() { printf '%-13s %12s  %s\n' "$@"; }
 row operation instructions workload
 row GET "$GET" "$GET_CONNECTIONS connections, 1 in flight, $KEYSPACE keys"
+row "GET, P$PIPELINE" "$GET_PIPELINED" "$GET_CONNECTIONS connections, $PIPELINE in flight each"
 row "durable SET" "$SET" "$SET_CONNECTIONS connections, 1 in flight, sync; $PER_COMMIT SETs per commit"
 row notification "$NOTIFICATION" "$FANOUT_SUBSCRIBERS subscribers, $FANOUT_RATE writes/s"
 echo "(waiting for fsync costs no instructions; a notification includes 1/$FANOUT_SUBSCRIBERS of its write)"
 if [ "$JSON" = 1 ]; then
-  printf '{"get": %s, "durable_set": %s, "notification": %s, "sets_per_commit": %s, "binary": "%s"}\n' \
-    "$GET" "$SET" "$NOTIFICATION" "$PER_COMMIT" "$RK"
+  printf '{"get": %s, "get_pipelined": %s, "durable_set": %s, "notification": %s, "sets_per_commit": %s, "binary": "%s"}\n' \
+    "$GET" "$GET_PIPELINED" "$SET" "$NOTIFICATION" "$PER_COMMIT" "$RK"
 fi

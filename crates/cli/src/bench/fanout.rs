@@ -201,5 +201,6 @@ pub(super) async fn run(target: &Target, args: &FanoutArgs) -> Result<Report> {
             "expected_deliveries": expected,
             "lost": expected.saturating_sub(operations),
         }),
+        client_cpu: None,
     })
 }

@@ -103,5 +103,6 @@ pub(super) async fn run(target: &Target, args: &IdleArgs) -> Result<Report> {
         seconds: open_seconds,
         latency: None,
         extra: json!({"requested": args.connections, "failed": failed, "first_error": first_error}),
+        client_cpu: None,
     })
 }

@@ -157,6 +157,8 @@ pub(crate) fn main(args: BenchArgs) -> ExitCode {
         }
     };
     let target = args.target;
+    let cpu_before = report::cpu_seconds();
+    let wall = std::time::Instant::now();
     let outcome = runtime.block_on(async {
         match args.mode {
             Mode::Rpc(rpc) => rpc::run(&target, &rpc, "rpc").await,
@@ -172,7 +174,12 @@ pub(crate) fn main(args: BenchArgs) -> ExitCode {
         }
     });
     match outcome {
-        Ok(report) => {
+        Ok(mut report) => {
+            // Over the whole run, setup included: a rough figure, but one that shows a
+            // load generator using its whole core.
+            report.client_cpu = cpu_before
+                .zip(report::cpu_seconds())
+                .map(|(before, after)| (after - before) / wall.elapsed().as_secs_f64());
             report.print(target.json);
             ExitCode::SUCCESS
         }

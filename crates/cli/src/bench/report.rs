@@ -14,6 +14,18 @@ pub(super) struct Report {
     pub latency: Option<Histogram<u64>>,
     /// Anything else worth printing.
     pub extra: Value,
+    /// The load generator's own CPU use over the run, in cores (filled in by `main`).
+    pub client_cpu: Option<f64>,
+}
+
+/// CPU time this process has used, in seconds (user plus system, from /proc, whose
+/// clock ticks are 1/100 s on Linux).
+pub(super) fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 /// A histogram for latencies from 1 µs to 60 s with 3 significant digits.
@@ -44,6 +56,7 @@ impl Report {
             "per_second": self.throughput(),
             "latency": latency,
             "extra": self.extra,
+            "client_cpu": self.client_cpu,
         })
     }
 
@@ -64,6 +77,17 @@ impl Report {
                 ms(h.value_at_quantile(0.99)),
                 ms(h.value_at_quantile(0.999)),
                 ms(h.max())
+            );
+        }
+        if let Some(cores) = self.client_cpu {
+            println!(
+                "client cpu:  {:.0}% of one core{}",
+                cores * 100.0,
+                if cores >= 0.9 {
+                    " (the load generator may be the limit)"
+                } else {
+                    ""
+                }
             );
         }
         if self.extra.as_object().is_some_and(|o| !o.is_empty()) {

@@ -95,6 +95,7 @@ pub(super) async fn run(target: &Target, args: &RpcArgs, mode: &str) -> Result<R
             "value_size": args.value_size,
             "get_ratio": args.get_ratio,
         }),
+        client_cpu: None,
     })
 }
 

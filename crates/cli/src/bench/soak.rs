@@ -176,6 +176,7 @@ pub(super) async fn run(target: &Target, args: &SoakArgs) -> Result<Report> {
             "notifications": counters.notifications.load(Ordering::Relaxed),
             "reconnects": counters.reconnects.load(Ordering::Relaxed),
         }),
+        client_cpu: None,
     };
     if !passed {
         report.print(target.json);

@@ -144,6 +144,7 @@ pub(super) async fn run(target: &Target, args: &SocketIoArgs) -> Result<Report> 
             "pipeline": args.pipeline,
             "keyspace": args.keyspace,
         }),
+        client_cpu: None,
     })
 }
 

@@ -46,6 +46,13 @@ async fn many_keys_are_read_together_in_order(store: Arc<dyn Store>) {
         ]
     );
     assert!(store.get_many(&[]).await.unwrap().is_empty());
+    // A read between two writes must not hold later reads to its view.
+    store.write(set("m1", "uno")).await.unwrap();
+    assert_eq!(store.get("m1").await.unwrap().unwrap().value, "uno");
+    let read = store.get_many(&["m1"]).await.unwrap();
+    assert_eq!(read[0].as_ref().map(|r| r.value.as_str()), Some("uno"));
+    store.write(op("m1", WriteOp::Delete)).await.unwrap();
+    assert_eq!(store.get("m1").await.unwrap(), None);
 }
 
 async fn revisions_increase_and_records_carry_them(store: Arc<dyn Store>) {

@@ -99,6 +99,9 @@ pub struct RedbStore {
 pub(super) struct Shared {
     db: Database,
     revision: AtomicU64,
+    /// The `kv` table of the latest snapshot a GET opened, with the revision it was
+    /// opened at (see [`Shared::latest_kv`]).
+    latest: Mutex<Option<(Revision, Arc<KvTable>)>>,
     stats: WriterStats,
     sink: SinkSlot,
 }
@@ -142,6 +145,7 @@ impl RedbStore {
         let shared = Arc::new(Shared {
             db,
             revision: AtomicU64::new(revision),
+            latest: Mutex::new(None),
             stats: WriterStats::default(),
             sink: SinkSlot::default(),
         });
@@ -209,13 +213,43 @@ pub(super) fn init_tables(db: &Database) -> Result<Revision, Error> {
     Ok(revision)
 }
 
+/// The `kv` table as a read transaction sees it.
+type KvTable = redb::ReadOnlyTable<&'static str, &'static [u8]>;
+
+impl Shared {
+    /// The `kv` table of a snapshot holding every commit made so far.
+    ///
+    /// Opening a read transaction and its table is most of what a lone GET costs, so
+    /// the last one opened is kept while no commit follows it: GETs between two
+    /// commits share it. It was opened after the revision it is filed under was
+    /// published, so it holds at least that commit (and may hold one more). The
+    /// writer drops it at every commit, so an idle reader never pins old pages.
+    fn latest_kv(&self) -> Result<Arc<KvTable>, Error> {
+        let revision = self.revision.load(Ordering::Acquire);
+        let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, table)) = latest.as_ref() {
+            if *at == revision {
+                return Ok(Arc::clone(table));
+            }
+        }
+        let txn = self.db.begin_read().map_err(Error::internal)?;
+        let table = Arc::new(txn.open_table(KV).map_err(Error::internal)?);
+        *latest = Some((revision, Arc::clone(&table)));
+        Ok(table)
+    }
+
+    /// Forgets the kept snapshot: a commit made it stale.
+    pub(super) fn forget_latest(&self) {
+        self.latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+}
+
 /// The record stored under `key`, unless it is absent or expired (expired records are
 /// absent even before the sweeper removes them).
-fn live_record(
-    table: &redb::ReadOnlyTable<&'static str, &'static [u8]>,
-    key: &str,
-    now: u64,
-) -> Result<Option<Record>, Error> {
+fn live_record(table: &KvTable, key: &str, now: u64) -> Result<Option<Record>, Error> {
     let guard = table.get(key).map_err(Error::internal)?;
     let record = guard.map(|bytes| decode(bytes.value())).transpose()?;
     Ok(record.filter(|record| !record.is_expired(now)))
@@ -224,16 +258,13 @@ fn live_record(
 #[async_trait]
 impl Store for RedbStore {
     async fn get(&self, key: &str) -> Result<Option<Record>, Error> {
-        let txn = self.shared.db.begin_read().map_err(Error::internal)?;
-        let table = txn.open_table(KV).map_err(Error::internal)?;
+        let table = self.shared.latest_kv()?;
         live_record(&table, key, now_ms())
     }
 
     async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Record>>, Error> {
-        // One read transaction and one table open for the lot: most of a lone GET's
-        // cost, and one snapshot, so the reads agree with each other.
-        let txn = self.shared.db.begin_read().map_err(Error::internal)?;
-        let table = txn.open_table(KV).map_err(Error::internal)?;
+        // One snapshot for the lot, so the reads agree with each other.
+        let table = self.shared.latest_kv()?;
         let now = now_ms();
         keys.iter()
             .map(|key| live_record(&table, key, now))

@@ -369,6 +369,7 @@ impl Writer {
             .commit_seconds
             .observe(committing.elapsed().as_secs_f64());
         self.shared.revision.store(revision, Ordering::Release);
+        self.shared.forget_latest();
         if self.durability == Durability::Relaxed && self.unsynced_since.is_none() {
             self.unsynced_since = Some(Instant::now());
         }

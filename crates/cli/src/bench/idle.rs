@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::net::TcpSocket;
+use tokio::net::{TcpSocket, TcpStream};
 
 use super::report::Report;
 use super::{parse_seconds, Target};
@@ -35,6 +35,28 @@ pub(crate) struct IdleArgs {
     /// Hold socket.io connections (handshake and namespace connect) instead of `/ws`.
     #[arg(long)]
     pub socketio: bool,
+}
+
+/// Connects the `n`th connection from its share of 127.0.0.x. A source whose ports are
+/// still held (in TIME_WAIT from an earlier run, say) gives "address in use": the next
+/// addresses are tried in turn. 127.0.0.1 is left to other load.
+async fn connect_from_spare_source(server: SocketAddr, n: usize) -> Result<TcpStream> {
+    let first = n / PER_SOURCE;
+    let mut last_error = None;
+    for attempt in 0..8 {
+        let source = Ipv4Addr::new(127, 0, 0, 2 + ((first + attempt * 29) % 250) as u8);
+        let socket = TcpSocket::new_v4()?;
+        let connected = match socket.bind(SocketAddr::new(IpAddr::V4(source), 0)) {
+            Ok(()) => socket.connect(server).await,
+            Err(err) => Err(err),
+        };
+        match connected {
+            Ok(tcp) => return Ok(tcp),
+            Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => last_error = Some(err),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(last_error.map_or_else(|| anyhow::anyhow!("no source address"), Into::into))
 }
 
 pub(super) async fn run(target: &Target, args: &IdleArgs) -> Result<Report> {
@@ -61,10 +83,7 @@ pub(super) async fn run(target: &Target, args: &IdleArgs) -> Result<Report> {
             let url = url.clone();
             let api_key = api_key.clone();
             let open = async move {
-                let source = Ipv4Addr::new(127, 0, 0, 1 + (n / PER_SOURCE) as u8);
-                let socket = TcpSocket::new_v4()?;
-                socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
-                let tcp = socket.connect(server).await?;
+                let tcp = connect_from_spare_source(server, n).await?;
                 let (mut ws, _) = tokio_tungstenite::client_async(url, tcp).await?;
                 if socketio {
                     super::socketio::handshake(&mut ws, &api_key).await?;

@@ -59,8 +59,11 @@ pub struct ServerConfig {
 }
 
 /// Bytes tungstenite reads from the socket at a time. Its default (128 KiB) would be
-/// allocated for every connection; 2 KiB keeps an idle connection at a few KiB.
-pub const WS_READ_BUFFER_BYTES: usize = 2 * 1024;
+/// allocated for every connection. 1 KiB rather than 2 KiB took a kibibyte off every
+/// idle connection (6.7 to 5.8 KiB of RSS with 19,000 held, `bash bench/compare.sh`);
+/// 32 pipelined GETs (about 1.3 KB) then take two reads, and a 60 KB SET about 60,
+/// with no throughput change measured for either (`ripplekv bench rpc`, paired runs).
+pub const WS_READ_BUFFER_BYTES: usize = 1024;
 /// Bytes of outgoing frames gathered before a write to the socket.
 pub const WS_WRITE_BUFFER_BYTES: usize = 8 * 1024;
 

@@ -227,24 +227,28 @@ impl OutboxReceiver {
     }
 
     /// What the writer is to do next, waiting until there is something: a slow mark
-    /// comes before any frame, and the end only once the queue is empty. One wait on
-    /// one lock-free signal, so a woken writer pays for nothing else.
+    /// comes before any frame, and the end only once the queue is empty. One lock and one
+    /// signal, so a woken writer pays for nothing else.
     pub(crate) async fn next(&mut self) -> Next {
         loop {
             let arrival = self.shared.readable.notified();
-            {
-                let state = self.shared.lock();
+            let popped = {
+                let mut state = self.shared.lock();
                 if state.slow {
                     return Next::Slow;
                 }
-                if state.frames.is_empty() && (state.finishing || state.senders == 0) {
+                let popped = self.shared.pop(&mut state);
+                if popped.is_none() && (state.finishing || state.senders == 0) {
                     return Next::Done;
                 }
-            }
-            match self.shared.pop_or_finished() {
-                Ok(message) => return Next::Frame(message),
-                Err(Finished::Yes) => return Next::Done,
-                Err(Finished::No) => arrival.await,
+                popped
+            };
+            match popped {
+                Some(message) => {
+                    self.shared.writable.notify_one();
+                    return Next::Frame(message);
+                }
+                None => arrival.await,
             }
         }
     }
@@ -270,21 +274,26 @@ impl Shared {
     fn pop_or_finished(&self) -> Result<Message, Finished> {
         let message = {
             let mut state = self.lock();
-            let Some(message) = state.frames.pop_front() else {
-                return Err(if state.senders == 0 {
-                    Finished::Yes
-                } else {
-                    Finished::No
-                });
-            };
-            state.bytes -= size(&message);
-            if state.frames.is_empty() && state.frames.capacity() > IDLE_CAPACITY {
-                state.frames.shrink_to(IDLE_CAPACITY);
+            match self.pop(&mut state) {
+                Some(message) => message,
+                None if state.senders == 0 => return Err(Finished::Yes),
+                None => return Err(Finished::No),
             }
-            message
         };
         self.writable.notify_one();
         Ok(message)
+    }
+
+    /// Takes the oldest frame under the lock already held, keeping the byte count, and
+    /// gives back a burst's larger buffer once the queue is empty. The caller wakes a
+    /// waiting sender once the lock is released.
+    fn pop(&self, state: &mut State) -> Option<Message> {
+        let message = state.frames.pop_front()?;
+        state.bytes -= size(&message);
+        if state.frames.is_empty() && state.frames.capacity() > IDLE_CAPACITY {
+            state.frames.shrink_to(IDLE_CAPACITY);
+        }
+        Some(message)
     }
 }
 

@@ -16,7 +16,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::raw::RawSocket;
+use super::raw::{self, RawSocket};
 use super::report::{histogram, Report};
 use super::rpc::connect;
 use super::{parse_seconds, progress, Target};
@@ -77,7 +77,7 @@ pub(super) async fn run(target: &Target, args: &FanoutArgs) -> Result<Report> {
             socket.write_pushed().await?;
             socket
                 .texts(|ack| {
-                    if ack.windows(10).any(|w| w == b"\"code\":200") {
+                    if raw::contains(ack, b"\"code\":200") {
                         Ok(())
                     } else {
                         bail!("subscribe failed: {}", String::from_utf8_lossy(ack))

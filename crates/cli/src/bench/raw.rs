@@ -114,6 +114,13 @@ impl RawSocket {
     }
 }
 
+/// True if `needle` occurs in `haystack`: how replies are checked without parsing them.
+pub(super) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
 /// Reads what is available onto the end of `buffer`.
 async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> io::Result<usize> {
     let len = buffer.len();

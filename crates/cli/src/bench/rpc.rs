@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::raw::RawSocket;
+use super::raw::{self, RawSocket};
 use super::report::{histogram, Report};
 use super::{progress, RpcArgs, Target};
 
@@ -152,8 +152,7 @@ async fn lean_loop(
 /// Fails on anything but a success reply (or, from the echo server, the request
 /// itself).
 fn check_reply(reply: &[u8]) -> Result<()> {
-    let has = |needle: &[u8]| reply.windows(needle.len()).any(|w| w == needle);
-    if has(b"\"code\":200") || has(b"\"op\"") {
+    if raw::contains(reply, b"\"code\":200") || raw::contains(reply, b"\"op\"") {
         return Ok(());
     }
     bail!("request failed: {}", String::from_utf8_lossy(reply))

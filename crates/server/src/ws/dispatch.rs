@@ -41,8 +41,10 @@ fn label(body: &RequestBody) -> &'static str {
 enum Decoded {
     /// A request for the store, run in the batch's pipeline.
     Command(Command),
-    /// A request the connection answers itself, once everything before it is done.
-    Connection(RequestBody),
+    /// Subscriptions, which the connection answers itself once everything before them
+    /// is done.
+    Subscribe(Vec<String>, Option<u64>),
+    Unsubscribe(Vec<String>),
     /// An answer already known (a refusal): sent in its turn.
     Answered(u16, String),
 }
@@ -53,6 +55,14 @@ struct Pending {
     started: Instant,
     message_id: Option<Box<RawValue>>,
     key: Option<String>,
+}
+
+impl Pending {
+    /// Counts the request in the metrics, answered with `code`.
+    fn count(&self, conn: &Connection, code: u16) {
+        conn.metrics
+            .request(self.op, code, self.started.elapsed().as_secs_f64());
+    }
 }
 
 /// Handles the request frames that were readable together, queueing their replies in
@@ -72,27 +82,23 @@ pub(crate) async fn handle_texts(conn: &Connection, frames: &[Utf8Bytes]) -> Res
         let (pending, decoded) = decode(conn, frame.as_str(), started);
         match decoded {
             Decoded::Command(command) => pipeline.push(pending, command).await,
-            Decoded::Connection(body) => {
+            Decoded::Subscribe(patterns, since) => {
                 finish(conn, &mut pipeline).await?;
                 let id = pending.message_id.as_deref();
-                let (code, sent) = match body {
-                    RequestBody::Subscribe { patterns, since } => {
-                        subscribe::subscribe(conn, patterns, since, id).await
-                    }
-                    RequestBody::Unsubscribe { patterns } => {
-                        let frame = subscribe::unsubscribe(conn, &patterns, id);
-                        (200, conn.send(frame).await)
-                    }
-                    _ => unreachable!("only subscriptions are answered by the connection"),
-                };
-                conn.metrics
-                    .request(pending.op, code, pending.started.elapsed().as_secs_f64());
+                let (code, sent) = subscribe::subscribe(conn, patterns, since, id).await;
+                pending.count(conn, code);
                 sent?;
+            }
+            Decoded::Unsubscribe(patterns) => {
+                finish(conn, &mut pipeline).await?;
+                let id = pending.message_id.as_deref();
+                let frame = subscribe::unsubscribe(conn, &patterns, id);
+                pending.count(conn, 200);
+                conn.send(frame).await?;
             }
             Decoded::Answered(code, reply) => {
                 finish(conn, &mut pipeline).await?;
-                conn.metrics
-                    .request(pending.op, code, pending.started.elapsed().as_secs_f64());
+                pending.count(conn, code);
                 conn.send(reply).await?;
             }
         }
@@ -114,8 +120,7 @@ async fn finish(
                 wire::socket_error(&err, id, pending.key.as_deref()),
             ),
         };
-        conn.metrics
-            .request(pending.op, code, pending.started.elapsed().as_secs_f64());
+        pending.count(conn, code);
         conn.send(frame).await?;
     }
     Ok(())
@@ -159,8 +164,11 @@ fn decode(conn: &Connection, text: &str, started: Instant) -> (Pending, Decoded)
     pending.message_id = request.message_id;
     pending.key = request.body.key().map(str::to_owned);
     let command: Command = match request.body {
-        body @ (RequestBody::Subscribe { .. } | RequestBody::Unsubscribe { .. }) => {
-            return (pending, Decoded::Connection(body));
+        RequestBody::Subscribe { patterns, since } => {
+            return (pending, Decoded::Subscribe(patterns, since));
+        }
+        RequestBody::Unsubscribe { patterns } => {
+            return (pending, Decoded::Unsubscribe(patterns));
         }
         RequestBody::Get { key } => Get { key }.into(),
         RequestBody::Set {

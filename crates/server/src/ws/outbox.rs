@@ -213,22 +213,11 @@ impl Drop for Outbox {
 }
 
 impl OutboxReceiver {
-    /// The next frame, waiting for one; `None` once every sender is gone.
-    #[cfg(test)]
-    pub(crate) async fn recv(&mut self) -> Option<Message> {
-        loop {
-            let arrival = self.shared.readable.notified();
-            match self.shared.pop_or_finished() {
-                Ok(message) => return Some(message),
-                Err(Finished::Yes) => return None,
-                Err(Finished::No) => arrival.await,
-            }
-        }
-    }
-
     /// What the writer is to do next, waiting until there is something: a slow mark
-    /// comes before any frame, and the end only once the queue is empty. One lock and one
-    /// signal, so a woken writer pays for nothing else.
+    /// comes before any frame, and the end only once the queue is empty. Emptiness and
+    /// the sender count are read under the same lock as the pop, so a frame pushed by
+    /// the last sender just before it leaves is never mistaken for the end. One lock
+    /// and one signal, so a woken writer pays for nothing else.
     pub(crate) async fn next(&mut self) -> Next {
         loop {
             let arrival = self.shared.readable.notified();
@@ -255,35 +244,15 @@ impl OutboxReceiver {
 
     /// The next frame if one is queued.
     pub(crate) fn try_recv(&mut self) -> Option<Message> {
-        self.shared.pop_or_finished().ok()
+        let popped = self.shared.pop(&mut self.shared.lock());
+        if popped.is_some() {
+            self.shared.writable.notify_one();
+        }
+        popped
     }
-}
-
-/// Why there was no frame to take.
-enum Finished {
-    /// Every sender is gone and the queue is empty: nothing more will come.
-    Yes,
-    /// The queue is empty for now.
-    No,
 }
 
 impl Shared {
-    /// Takes the oldest frame and wakes a sender waiting for room. Emptiness and the
-    /// sender count are read under one lock, so a frame pushed by the last sender just
-    /// before it leaves is never mistaken for the end.
-    fn pop_or_finished(&self) -> Result<Message, Finished> {
-        let message = {
-            let mut state = self.lock();
-            match self.pop(&mut state) {
-                Some(message) => message,
-                None if state.senders == 0 => return Err(Finished::Yes),
-                None => return Err(Finished::No),
-            }
-        };
-        self.writable.notify_one();
-        Ok(message)
-    }
-
     /// Takes the oldest frame under the lock already held, keeping the byte count, and
     /// gives back a burst's larger buffer once the queue is empty. The caller wakes a
     /// waiting sender once the lock is released.
@@ -308,6 +277,15 @@ impl Drop for OutboxReceiver {
 mod tests {
     use super::*;
 
+    /// The next frame as the writer gets it; `None` at the end.
+    async fn recv(receiver: &mut OutboxReceiver) -> Option<Message> {
+        match receiver.next().await {
+            Next::Frame(message) => Some(message),
+            Next::Done => None,
+            Next::Slow => panic!("marked slow"),
+        }
+    }
+
     const STALL: Duration = Duration::from_secs(30);
 
     #[tokio::test]
@@ -316,7 +294,7 @@ mod tests {
         assert!(outbox.try_push(Message::Text("12345".into())));
         assert!(outbox.try_push(Message::Text("12345".into())));
         assert!(!outbox.try_push(Message::Text("1".into())), "11 bytes > 10");
-        receiver.recv().await.unwrap();
+        recv(&mut receiver).await.unwrap();
         assert!(outbox.try_push(Message::Text("1".into())));
         assert!(outbox.try_push(Message::Text("1".into())));
         assert!(!outbox.try_push(Message::Text("".into())), "4 frames > 3");
@@ -335,7 +313,7 @@ mod tests {
             "the queue is full: the sender must wait"
         );
         for expected in ["a", "b", "c"] {
-            match receiver.recv().await {
+            match recv(&mut receiver).await {
                 Some(Message::Text(text)) => assert_eq!(text.as_str(), expected),
                 other => panic!("expected {expected}, got {other:?}"),
             }
@@ -351,9 +329,9 @@ mod tests {
         let second = tokio::spawn(async move { sender.send(Message::Text("12345".into())).await });
         tokio::task::yield_now().await;
         assert!(!second.is_finished(), "11 bytes > 10: the reply must wait");
-        receiver.recv().await.unwrap();
+        recv(&mut receiver).await.unwrap();
         second.await.unwrap().unwrap();
-        receiver.recv().await.unwrap();
+        recv(&mut receiver).await.unwrap();
         // Larger than the bound on its own: it is sent once nothing else is queued.
         outbox
             .send(Message::Text("a reply of 24 bytes > 10".into()))
@@ -370,11 +348,11 @@ mod tests {
         drop(outbox);
         drop(copy);
         assert!(
-            matches!(receiver.recv().await, Some(Message::Text(_))),
+            matches!(recv(&mut receiver).await, Some(Message::Text(_))),
             "queued frames are still delivered"
         );
         assert!(
-            receiver.recv().await.is_none(),
+            recv(&mut receiver).await.is_none(),
             "no senders left: the queue is finished"
         );
 

@@ -4,8 +4,9 @@
 //! already readable (up to [`MAX_PIPELINED`]), runs them as one pipeline and queues
 //! their replies, and a writer that drains the bounded [`Outbox`] into the socket,
 //! batching frames that are ready into one flush. The pipeline applies a connection's
-//! requests in the order they arrive, each seeing the effects of those before it. Replies and notifications share the outbox, so a notification
-//! queued by the store's commit path always leaves before the writer's own reply.
+//! requests in the order they arrive, each seeing the effects of those before it.
+//! Replies and notifications share the outbox, so a notification queued by the
+//! store's commit path always leaves before the writer's own reply.
 //!
 //! A client that stops reading fills its outbox. Replies then wait, which stops the
 //! reader; a notification that finds no room marks the connection a slow consumer, and

@@ -127,7 +127,7 @@ pub(super) struct Writer {
     /// Relaxed mode: the highest revision that may be handed out before another
     /// reservation is fsynced (see `RESERVED`).
     reserved: Revision,
-    /// Sync mode: the write-ahead log each commit is fsynced in first.
+    /// The write-ahead log each commit is fsynced in first: there in sync mode only.
     wal: Option<Wal>,
 }
 
@@ -293,13 +293,13 @@ impl Writer {
         body: impl FnOnce(&mut Tables<'_>, &mut Revision, u64) -> Result<T, Error>,
     ) -> Result<(T, Vec<Change>), Error> {
         let mut txn = self.shared.db.begin_write().map_err(Error::internal)?;
-        // With a log, a batch is made durable there; redb's own durable commit is for
+        // Sync mode makes a batch durable in its log; redb's own durable commit is for
         // checkpoints (and for the relaxed mode's reservations, below).
         let checkpoint = self.wal.as_ref().is_some_and(Wal::wants_checkpoint);
-        let level = match (self.durability, &self.wal) {
-            (Durability::Sync, None) => redb::Durability::Immediate,
-            (Durability::Sync, Some(_)) if checkpoint => redb::Durability::Immediate,
-            _ => redb::Durability::None,
+        let level = if checkpoint {
+            redb::Durability::Immediate
+        } else {
+            redb::Durability::None
         };
         txn.set_durability(level).map_err(Error::internal)?;
         let mut revision = self.shared.revision.load(Ordering::Acquire);
